@@ -1,0 +1,1 @@
+"""Source data: the table contract, its validator and the synthetic world generator."""
