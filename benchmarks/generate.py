@@ -6,6 +6,7 @@ the tables just written and writing them again as Parquet (no simulation at all)
 
     .venv/bin/python -m benchmarks.generate                # 100,000 and 1,000,000 members
     .venv/bin/python -m benchmarks.generate --members 100000
+    .venv/bin/python -m benchmarks.generate --keep     # keep the worlds for benchmarks.features
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--months", type=int, default=36)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep each world under benchmarks/.worlds/N for other benchmarks"
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -77,6 +81,11 @@ def main() -> None:
                    "--months", str(args.months), "--out", str(tmp / "world")]  # fmt: skip
             done = subprocess.run(cmd, check=True, capture_output=True, text=True)
             result = json.loads(done.stdout.strip().splitlines()[-1])
+            if args.keep:
+                kept = Path(__file__).parent / ".worlds" / str(members)
+                shutil.rmtree(kept, ignore_errors=True)
+                kept.parent.mkdir(exist_ok=True)
+                shutil.move(tmp / "world", kept)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         goal = GOAL_SECONDS.get(members)

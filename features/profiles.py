@@ -155,8 +155,16 @@ def prevention(src: Sources, as_of: dt.date) -> ir.Table:
     """The subscriber's own prevention history."""
     b = src.beneficiaries
     subscribers = b.filter(b.role == "subscriber").select("beneficiary_id")
-    c = mo.paid_before(src.claims, as_of).join(subscribers, "beneficiary_id")
-    c = c.filter(~c.is_reversal)
+    c = mo.paid_before(src.claims, as_of)
+    acts = {v for column, values in PREVENTION_ACTS.values() if column == "act" for v in values}
+    categories = {
+        v for column, values in PREVENTION_ACTS.values() if column == "care_category" for v in values
+    }
+    # filter to the few acts that matter before joining, rather than joining every claim line
+    relevant = c.act.isin((*sorted(acts), "checkup", "chronic_treatment")) | c.care_category.isin(
+        tuple(sorted(categories))
+    )
+    c = c.filter(relevant & ~c.is_reversal).join(subscribers, "beneficiary_id")
     aggs: dict[str, ir.Value] = {}
     for name, (column, values) in PREVENTION_ACTS.items():
         aggs[f"last_{name}"] = ibis.ifelse(c[column].isin(values), c.care_date, ibis.null()).max()
