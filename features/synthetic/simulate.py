@@ -107,9 +107,10 @@ class Simulation:
 
     def step(self, t: int, d0: int, d1: int) -> None:
         b = self.b
-        active = np.flatnonzero(b.active(d0))
-        self.deaths(active, d0, d1)
+        # memberships that end this month end first, so nothing later in the month (a spouse's
+        # death, a birth, a move) is dated after the membership it belongs to
         self.terminations(b.active(d0) & (b.end == NO_DAY), d0, d1)
+        self.deaths(np.flatnonzero(b.active(d0) & (b.end == NO_DAY)), d0, d1)
         active = np.flatnonzero(b.active(d0) & (b.end == NO_DAY))
         self.births(active, d0, d1)
         self.couples(active, d0, d1)

@@ -141,3 +141,11 @@ def test_life_events_show_in_the_tables_as_an_insurer_sees_them(small_world: Pat
         total = con.execute(f"select count(*) from {gt} where event = '{event}'").fetchone()
         assert total is not None and total[0] > 0, event
         assert missing == (0,), event
+
+
+def test_generated_worlds_meet_the_data_contract(small_world: Path, world_20k: Path) -> None:
+    from features.contract import validate_world
+
+    for world in (small_world, world_20k):
+        report = validate_world(world, extract_date=None)
+        assert report.ok, report.render()
