@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from nba.errors import NbaError
 
@@ -155,6 +156,66 @@ def redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def _tracking_uri() -> str:
+    from nba.settings import get_settings
+
+    return get_settings().mlflow_tracking_uri
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option("--data", help="Folder holding the source tables.")],
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "nba",
+    months: Annotated[int, typer.Option(help="Monthly as-of dates of history to learn from.")] = 18,
+) -> None:
+    """Train every action's model, log it to MLflow and register it as challenger."""
+    from training.pipeline import train_all
+
+    if months < 6:
+        raise fail(f"--months must be at least 6 (training, validation and test dates); got {months}")
+    try:
+        with console.status("building training sets and training") as status:
+            result = train_all(
+                data, experiment=experiment, tracking_uri=_tracking_uri(), months=months,
+                on_action=lambda a: status.update(f"training {a}"),
+            )  # fmt: skip
+    except NbaError as exc:
+        raise fail(str(exc)) from None
+    table = Table(title=f"nba train: run {result.parent_run_id} in experiment {result.experiment!r}")
+    for col in ("action", "version", "ROC-AUC", "PR-AUC", "lift@10%", "ECE", "test rows"):
+        table.add_column(col, justify="left" if col == "action" else "right")
+    for a in result.actions:
+        m = a.metrics
+        table.add_row(a.action_id, a.version, f"{m['roc_auc']:.3f}", f"{m['pr_auc']:.3f}",
+                      f"{m['lift_10']:.2f}", f"{m['ece']:.3f}", f"{m['rows']:,.0f}")  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def promote(
+    action: Annotated[str | None, typer.Option("--action", help="One action id; default: all.")] = None,
+    max_auc_drop: Annotated[float, typer.Option(help="Largest ROC-AUC drop allowed.")] = 0.005,
+    min_lift_ratio: Annotated[float, typer.Option(help="Smallest lift@10% ratio allowed.")] = 1.0,
+) -> None:
+    """Make each challenger champion when it passes the gates against the current champion."""
+    from nba import vocab
+    from training.promote import Gates
+    from training.promote import promote as run_promote
+
+    if action is not None and action not in vocab.ACTION_IDS:
+        raise fail(f"--action must be one of {list(vocab.ACTION_IDS)}; got {action!r}")
+    ids = [action] if action else list(vocab.ACTION_IDS)
+    try:
+        decisions = run_promote(_tracking_uri(), ids, Gates(max_auc_drop, min_lift_ratio))
+    except NbaError as exc:
+        raise fail(str(exc)) from None
+    for d in decisions:
+        mark = "[green]promoted[/]" if d.promoted else "[yellow]kept[/]"
+        console.print(
+            f"{d.action_id}: {mark} (challenger v{d.challenger}, champion v{d.champion}): {d.reason}"
+        )
 
 
 @app.command()

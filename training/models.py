@@ -1,0 +1,149 @@
+"""One LightGBM binary model per action, with the features its purpose allows.
+
+Trees are kept shallow (at most 15 leaves, depth 5): exact TreeSHAP costs grow with depth
+and leaves, and serving explains every returned item with ``pred_contrib``; on these
+profiles deeper trees gained nothing on validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features import registry
+from nba import vocab
+from nba.catalogue import Action
+from nba.errors import ConfigError
+from training.metrics import binary_metrics
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    num_leaves: int = 15
+    max_depth: int = 5
+    learning_rate: float = 0.05
+    n_estimators: int = 400
+    early_stopping_rounds: int = 40
+    min_child_samples: int = 40
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    lambda_l2: float = 1.0
+    balance: str = "sqrt"
+    """Class imbalance: 'sqrt' weighs positives by sqrt(negatives/positives), 'none' does not."""
+    seed: int = 0
+
+    def params(self, scale_pos_weight: float) -> dict[str, Any]:
+        return {
+            "objective": "binary",
+            "num_leaves": self.num_leaves,
+            "max_depth": self.max_depth,
+            "learning_rate": self.learning_rate,
+            "min_child_samples": self.min_child_samples,
+            "feature_fraction": self.feature_fraction,
+            "bagging_fraction": self.bagging_fraction,
+            "bagging_freq": 1,
+            "lambda_l2": self.lambda_l2,
+            "scale_pos_weight": scale_pos_weight,
+            "seed": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": 2,
+            "verbosity": -1,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def model_features(action: Action, requested: list[str] | None = None) -> list[str]:
+    """The action's features: exactly what its purpose allows, or a subset a user asks for.
+
+    Refuses a feature whose data category the purpose does not allow (COMPLIANCE.md): an
+    ``offers`` model never sees a ``health_claims`` feature.
+    """
+    allowed = registry.allowed_features(action.purpose)
+    if requested is None:
+        return list(allowed)
+    refused = [f for f in requested if f not in allowed]
+    if refused:
+        details = ", ".join(
+            f"{f} ({registry.BY_NAME[f].category if f in registry.BY_NAME else 'not in the registry'})"
+            for f in refused
+        )
+        categories = vocab.PURPOSE_ALLOWED_CATEGORIES[action.purpose]
+        raise ConfigError(
+            f"action {action.id!r} (purpose {action.purpose!r}) may only use features of categories "
+            f"{list(categories)} that are model features; got {details}"
+        )
+    return list(requested)
+
+
+def matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
+    """Features as a float matrix (missing values NaN, booleans 0/1), in the given order."""
+    return frame[features].astype("float64").to_numpy(na_value=np.nan)
+
+
+@dataclass
+class FittedModel:
+    """A booster, its features, and the Platt calibration that turns its margin into a
+    probability (training re-weights positives, so raw scores overstate them)."""
+
+    action_id: str
+    booster: lgb.Booster
+    features: list[str]
+    best_iteration: int
+    scale_pos_weight: float
+    calibration: tuple[float, float] = (1.0, 0.0)
+
+    def margin(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.booster.predict(x, num_iteration=self.best_iteration, raw_score=True))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        a, b = self.calibration
+        return 1.0 / (1.0 + np.exp(-(a * self.margin(x) + b)))
+
+    @property
+    def categories(self) -> dict[str, str]:
+        return {f: registry.BY_NAME[f].category for f in self.features}
+
+
+def fit_action(
+    train: pd.DataFrame, valid: pd.DataFrame, action: Action, features: list[str], config: ModelConfig
+) -> FittedModel:
+    """Fit with early stopping on the validation split."""
+    y_train, y_valid = train[f"label_{action.id}"].to_numpy(), valid[f"label_{action.id}"].to_numpy()
+    positives = max(int(y_train.sum()), 1)
+    ratio = (len(y_train) - positives) / positives
+    scale = float(np.sqrt(ratio)) if config.balance == "sqrt" else 1.0
+    dtrain = lgb.Dataset(matrix(train, features), y_train, feature_name=features, free_raw_data=False)
+    dvalid = lgb.Dataset(matrix(valid, features), y_valid, reference=dtrain)
+    booster = lgb.train(
+        config.params(scale),
+        dtrain,
+        num_boost_round=config.n_estimators,
+        valid_sets=[dvalid],
+        callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)],
+    )
+    best = booster.best_iteration or booster.current_iteration()
+    model = FittedModel(action.id, booster, features, best, scale)
+    model.calibration = platt(model.margin(matrix(valid, features)), y_valid)
+    return model
+
+
+def platt(margin: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Fit p = sigmoid(a * margin + b) on held-out rows (identity when one class is absent)."""
+    if not 0 < y.sum() < y.size:
+        return (1.0, 0.0)
+    from sklearn.linear_model import LogisticRegression
+
+    fit = LogisticRegression(C=1e6, max_iter=1000).fit(margin.reshape(-1, 1), y)
+    return (float(fit.coef_[0, 0]), float(fit.intercept_[0]))
+
+
+def evaluate_model(model: FittedModel, frame: pd.DataFrame) -> dict[str, float]:
+    y = frame[f"label_{model.action_id}"].to_numpy()
+    return binary_metrics(y, model.predict(matrix(frame, model.features)))
