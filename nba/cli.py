@@ -184,8 +184,9 @@ def train(
     except NbaError as exc:
         raise fail(str(exc)) from None
     table = Table(title=f"nba train: run {result.parent_run_id} in experiment {result.experiment!r}")
-    for col in ("action", "version", "ROC-AUC", "PR-AUC", "lift@10%", "ECE", "test rows"):
-        table.add_column(col, justify="left" if col == "action" else "right")
+    table.add_column("action", no_wrap=True)
+    for col in ("v", "AUC", "PR-AUC", "lift10", "ECE", "rows"):
+        table.add_column(col, justify="right")
     for a in result.actions:
         m = a.metrics
         table.add_row(a.action_id, a.version, f"{m['roc_auc']:.3f}", f"{m['pr_auc']:.3f}",
@@ -213,9 +214,8 @@ def promote(
         raise fail(str(exc)) from None
     for d in decisions:
         mark = "[green]promoted[/]" if d.promoted else "[yellow]kept[/]"
-        console.print(
-            f"{d.action_id}: {mark} (challenger v{d.challenger}, champion v{d.champion}): {d.reason}"
-        )
+        champion = f"v{d.champion}" if d.champion else "none"
+        console.print(f"{d.action_id}: {mark} (challenger v{d.challenger}, champion {champion}): {d.reason}")
 
 
 @app.command()

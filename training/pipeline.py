@@ -113,11 +113,11 @@ def _train_one(
 
 def _register(client: MlflowClient, model: FittedModel, purpose: str) -> str:
     name = tracking.model_name(model.action_id)
-    info = mlflow.lightgbm.log_model(
-        model.booster, name="model", registered_model_name=name,
-        pip_requirements=tracking.PIP_REQUIREMENTS,
-    )  # fmt: skip
-    version = str(info.registered_model_version)
+    info = mlflow.lightgbm.log_model(model.booster, name="model", pip_requirements=tracking.PIP_REQUIREMENTS)
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name)
+    run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
+    version = str(client.create_model_version(name, info.model_uri, run_id=run_id).version)
     tags = {
         "purpose": purpose,
         "features": json.dumps(model.features),
