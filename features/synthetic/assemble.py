@@ -6,7 +6,6 @@ import numpy as np
 import pyarrow as pa
 
 from features import tables as contract
-from features.synthetic.campaigns import DAY_US
 from features.synthetic.records import NO_DAY, day_array, rank_within, timestamp_array
 from features.synthetic.simulate import Simulation
 from features.synthetic.state import DEPT_REGION
@@ -188,5 +187,4 @@ def block_tables(sim: Simulation) -> dict[str, pa.Table]:
         "interactions": interactions_table(sim),
     }
     out.update({f"ground_truth/{k}": v for k, v in truth_tables(sim).items()})
-    _ = DAY_US
     return out

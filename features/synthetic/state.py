@@ -265,7 +265,7 @@ class Block:
             self.holding[:, j] = np.where(has, since, NO_DAY)
 
     def _init_households(self) -> None:
-        rng, n, start = self.rng, self.n, self.calendar.start
+        rng, n = self.rng, self.n
         age = np.maximum((self.join - self.birth[:, 0]) / YEAR, 18)
         band = np.digitize(age, [25, 35, 50, 65])
         # alone, couple, couple with children, single parent (INSEE households by age)
@@ -293,7 +293,6 @@ class Block:
         status_alone = np.where(rng.random(n) < widow_p, MARITAL["widowed"], status_alone)
         self.marital = np.where(alone_old | (kind == 3), status_alone, self.marital).astype(np.int8)
         self._init_children(np.flatnonzero(kind >= 2), age)
-        _ = start
 
     def _init_children(self, idx: np.ndarray, parent_age: np.ndarray) -> None:
         rng = self.rng
