@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from nba.errors import NbaError
+
+if TYPE_CHECKING:
+    from training.evaluate import Evaluation
 
 app = typer.Typer(
     name="nba",
@@ -192,6 +195,39 @@ def train(
         table.add_row(a.action_id, a.version, f"{m['roc_auc']:.3f}", f"{m['pr_auc']:.3f}",
                       f"{m['lift_10']:.2f}", f"{m['ece']:.3f}", f"{m['rows']:,.0f}")  # fmt: skip
     console.print(table)
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="Folder holding the source tables.")],
+    experiment: Annotated[str, typer.Option(help="MLflow experiment to log the evaluation to.")] = "nba",
+    months: Annotated[int, typer.Option(help="Monthly as-of dates, as for nba train.")] = 18,
+) -> None:
+    """Each action's champion against baselines and the oracle, on the test split."""
+    from training.evaluate import evaluate as run_evaluate
+
+    try:
+        with console.status("scoring the test split"):
+            result = run_evaluate(data, _tracking_uri(), experiment=experiment, months=months)
+    except (NbaError, LookupError) as exc:
+        raise fail(str(exc)) from None
+    console.print(evaluation_tables(result))
+
+
+def evaluation_tables(result: Evaluation) -> Table:
+    """ROC-AUC per action and scorer, the share of the oracle's gain, then MAP@3 / NDCG@3."""
+    wide = result.per_action.pivot(index="action", columns="scorer", values="roc_auc")
+    table = Table(title="ROC-AUC on the test split (eligible members)")
+    table.add_column("action", no_wrap=True)
+    for col in ("model", "popul.", "rules", "logit", "oracle", "model/oracle"):
+        table.add_column(col, justify="right")
+    for action, row in wide.iterrows():
+        share = (row["model"] - 0.5) / (row["oracle"] - 0.5) if row["oracle"] > 0.5 else float("nan")
+        table.add_row(str(action), *(f"{row[s]:.3f}" for s in ("model", "popularity", "rules",
+                      "logistic", "oracle")), f"{share:.2f}")  # fmt: skip
+    for r in result.ranking.itertuples():
+        table.add_row(f"MAP@3 / NDCG@3: {r.scorer}", f"{r.map_3:.3f}", f"{r.ndcg_3:.3f}", "", "", "", "")
+    return table
 
 
 @app.command()

@@ -29,15 +29,17 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
 
 
 def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    y = np.asarray(y)
+    """Ranking metrics for any score; Brier and ECE only when the scores are probabilities."""
+    y, p = np.asarray(y), np.asarray(p, dtype=float)
     both = 0 < y.sum() < y.size
+    probabilities = bool(y.size) and bool(((p >= 0) & (p <= 1)).all())
     return {
         "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
         "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
-        "brier": float(brier_score_loss(y, p)) if y.size else float("nan"),
+        "brier": float(brier_score_loss(y, p)) if probabilities else float("nan"),
         "lift_10": lift_at(y, p, 0.10),
         "lift_20": lift_at(y, p, 0.20),
-        "ece": expected_calibration_error(y, p),
+        "ece": expected_calibration_error(y, p) if probabilities else float("nan"),
         "positives": float(y.sum()),
         "rows": float(y.size),
     }

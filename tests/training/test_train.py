@@ -17,22 +17,6 @@ from training.models import ModelConfig, model_features
 from training.pipeline import TrainResult, train_all
 from training.promote import promote
 
-FAST = ModelConfig(n_estimators=60, early_stopping_rounds=15)
-
-
-@pytest.fixture(scope="module")
-def mlflow_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    root = tmp_path_factory.mktemp("mlruns")
-    return f"sqlite:///{root / 'mlflow.db'}", root
-
-
-@pytest.fixture(scope="module")
-def trained(small_world: Path, mlflow_home: tuple[str, Path]) -> TrainResult:
-    uri, root = mlflow_home
-    return train_all(
-        small_world, experiment="test", tracking_uri=uri, artifact_root=root, config=FAST, months=10
-    )
-
 
 def test_every_action_is_registered_as_challenger(
     trained: TrainResult, mlflow_home: tuple[str, Path]
