@@ -29,6 +29,7 @@ from training import tracking
 from training.dataset import build_training_frame, extract_date, plan_split
 from training.metrics import binary_metrics
 from training.models import matrix
+from training.promote import registered_scores, version_by_alias
 
 SCORERS = ("model", "popularity", "rules", "logistic", "oracle")
 
@@ -42,13 +43,13 @@ class Evaluation:
 def _champion_scores(
     client: MlflowClient, action_id: str, frame: pd.DataFrame
 ) -> tuple[np.ndarray, list[str]]:
-    from training.promote import _scores, _version
-
     name = tracking.model_name(action_id)
-    version = _version(client, name, tracking.CHAMPION) or _version(client, name, tracking.CHALLENGER)
+    version = version_by_alias(client, name, tracking.CHAMPION) or version_by_alias(
+        client, name, tracking.CHALLENGER
+    )
     if version is None:
         raise LookupError(f"no champion or challenger registered for {name}: run nba train first")
-    return _scores(client, version, frame), json.loads(version.tags["features"])  # type: ignore[attr-defined]
+    return registered_scores(client, version, frame), json.loads(version.tags["features"])  # type: ignore[attr-defined]
 
 
 def _oracle(data: Path, frame: pd.DataFrame, action_id: str) -> np.ndarray:

@@ -42,14 +42,15 @@ class Decision:
     champion: str | None
 
 
-def _version(client: MlflowClient, name: str, alias: str) -> object | None:
+def version_by_alias(client: MlflowClient, name: str, alias: str) -> object | None:
     try:
         return client.get_model_version_by_alias(name, alias)
     except mlflow.exceptions.MlflowException:
         return None
 
 
-def _scores(client: MlflowClient, version: object, frame: pd.DataFrame) -> np.ndarray:
+def registered_scores(client: MlflowClient, version: object, frame: pd.DataFrame) -> np.ndarray:
+    """Calibrated propensities of a registered model version, on the features it recorded."""
     tags = version.tags  # type: ignore[attr-defined]
     features = json.loads(tags["features"])
     a, b = json.loads(tags["calibration"])
@@ -71,8 +72,8 @@ def _test_frame(client: MlflowClient, version: object, action_id: str) -> pd.Dat
 
 def decide(client: MlflowClient, action_id: str, gates: Gates) -> Decision:
     name = tracking.model_name(action_id)
-    challenger = _version(client, name, tracking.CHALLENGER)
-    champion = _version(client, name, tracking.CHAMPION)
+    challenger = version_by_alias(client, name, tracking.CHALLENGER)
+    champion = version_by_alias(client, name, tracking.CHAMPION)
     if challenger is None:
         return Decision(action_id, False, "no challenger registered: run nba train first", None, None)
     c_version = str(challenger.version)  # type: ignore[attr-defined]
@@ -83,8 +84,8 @@ def decide(client: MlflowClient, action_id: str, gates: Gates) -> Decision:
         return Decision(action_id, False, "the challenger is already the champion", c_version, k_version)
     frame = _test_frame(client, challenger, action_id)
     y = frame[f"label_{action_id}"].to_numpy()
-    new = binary_metrics(y, _scores(client, challenger, frame))
-    old = binary_metrics(y, _scores(client, champion, frame))
+    new = binary_metrics(y, registered_scores(client, challenger, frame))
+    old = binary_metrics(y, registered_scores(client, champion, frame))
     auc_ok = new["roc_auc"] >= old["roc_auc"] - gates.max_auc_drop
     lift_ok = new["lift_10"] >= gates.min_lift_ratio * old["lift_10"]
     summary = (
