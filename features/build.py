@@ -89,8 +89,7 @@ def load_sources(con: ibis.BaseBackend, data: Path) -> Sources:
 
 def history_start(src: Sources, as_of: dt.date) -> dt.date | None:
     """First care date the insurer knew of before ``as_of`` (where the claims history starts)."""
-    value = mo.paid_before(src.claims, as_of).care_date.min().to_pyarrow().as_py()
-    return value
+    return mo.paid_before(src.claims, as_of).care_date.min().to_pyarrow().as_py()
 
 
 def profile_expression(src: Sources, as_of: dt.date, start: dt.date | None) -> ir.Table:

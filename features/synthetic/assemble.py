@@ -72,8 +72,8 @@ def claims_table(sim: Simulation) -> pa.Table:
     if not c:
         return contract.arrow_schema(contract.CLAIMS).empty_table()
     # only care given while the person was covered reaches the insurer
-    rec = np.searchsorted(b.b_id[: b.b_count], c["bid"], sorter=np.argsort(b.b_id[: b.b_count]))
-    rec = np.argsort(b.b_id[: b.b_count])[rec]
+    by_id = np.argsort(b.b_id[: b.b_count])
+    rec = by_id[np.searchsorted(b.b_id[: b.b_count], c["bid"], sorter=by_id)]
     end = np.where(b.b_end[rec] == NO_DAY, np.iinfo(np.int32).max, b.b_end[rec])
     lag = np.where(c["category"] == 0, 10 + rng.poisson(12, c["day"].size), 1 + rng.poisson(5, c["day"].size))
     pay = c["day"] + lag

@@ -84,7 +84,7 @@ class ClaimBook:
             total=total, ss=ss, mut=mut, oop=oop,
         )  # fmt: skip
 
-    def month_oop(self, d0: int, d1: int) -> np.ndarray:
+    def month_oop(self) -> np.ndarray:
         """Household out-of-pocket on dental, optical and hearing emitted this month."""
         out, self.oop_acc = self.oop_acc, np.zeros(self.b.n)
         return out

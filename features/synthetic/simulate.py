@@ -123,7 +123,7 @@ class Simulation:
         self.actions(t, active, d0, d1)
         self.claims.routine(d0, d1)
         self.holding_lapses(active, d0, d1)
-        self.oop[:, t % 12] = self.claims.month_oop(d0, d1)
+        self.oop[:, t % 12] = self.claims.month_oop()
         self.flush_versions()
 
     # --- life -----------------------------------------------------------------------------
