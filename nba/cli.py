@@ -261,8 +261,11 @@ def demo(
     ),
     members: Annotated[int, typer.Option(help="Number of member contracts.")] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    serve: Annotated[bool, typer.Option("--serve", help="Keep the service running at the end.")] = False,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Service port (0: any free port).")] = 0,
 ) -> None:
-    """A small world end to end: generate, validate, and show it next to the public figures."""
+    """A small world end to end: generate, validate, profiles, train, promote, evaluate, publish,
+    then start the service and show three members' recommendations with their explanations."""
     from features.contract import validate_world
     from features.synthetic import WorldConfig, generate_world
     from features.synthetic.summary import summarize
@@ -281,10 +284,12 @@ def demo(
     if not report.ok:
         raise typer.Exit(1)
     console.print(world_summary(summarize(out)))
-    _demo_profiles(out)
+    members_shown = _demo_profiles(out)
+    _demo_models(out)
+    _demo_service(out, members_shown, keep=serve, port=port)
 
 
-def _demo_profiles(world: Path) -> None:
+def _demo_profiles(world: Path) -> list[int]:
     """Build and publish profiles as of the day after the extract; show one member in French."""
     import json
 
@@ -319,6 +324,242 @@ def _demo_profiles(world: Path) -> None:
         raise fail(str(exc)) from None
     assert profile is not None
     console.print(profile_card(profile.member_id, profile.values, as_of))
+    adults = frame[(frame["age"] >= 30) & (frame["age"] < 62) & frame["online_account"]]
+    return [int(m) for m in adults.sort_values("member_id")["member_id"].iloc[[0, 7, 14]]]
+
+
+def _demo_models(world: Path, months: int = 12) -> None:
+    """Train every action, promote the challengers that pass the gates, print the evaluation."""
+    from training.evaluate import evaluate as run_evaluate
+    from training.pipeline import train_all
+    from training.promote import promote as run_promote
+
+    try:
+        with console.status("training one model per action") as status:
+            result = train_all(world, experiment="nba-demo", tracking_uri=_tracking_uri(), months=months,
+                               on_action=lambda a: status.update(f"training {a}"))  # fmt: skip
+        decisions = run_promote(_tracking_uri(), [a.action_id for a in result.actions])
+        promoted = sum(d.promoted for d in decisions)
+        console.print(
+            f"trained {len(result.actions)} models (run {result.parent_run_id}); promoted {promoted}"
+        )
+        with console.status("evaluating the champions against baselines and the oracle"):
+            evaluation = run_evaluate(world, _tracking_uri(), experiment="nba-demo", months=months)
+    except NbaError as exc:
+        raise fail(str(exc)) from None
+    console.print(evaluation_tables(evaluation))
+
+
+def _demo_service(world: Path, members: list[int], keep: bool, port: int) -> None:
+    """Consent history and API keys into the database, then the service, then three members."""
+    from nba import demo as service_demo
+    from nba.settings import get_settings
+    from serving.consent import ConsentStore
+    from serving.db import open_engine
+    from serving.keys import KeyStore
+
+    try:
+        engine = open_engine(get_settings().database_url)
+        ConsentStore(engine).import_world(world)
+        keys = {role: KeyStore(engine).create(role) for role in ("app", "compliance")}
+        engine.dispose()
+        port = port or service_demo.free_port()
+        log = world.parent / "serve.log"
+        console.print(f"starting the service on port {port} (log: {log})")
+        with service_demo.running_service(port, log, keep=keep) as url:
+            service_demo.demo_requests(console, url, keys, members)
+            if keep:
+                service_demo.how_to_call(console, url, keys, members[0])
+    except NbaError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        console.print("service stopped")
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+) -> None:
+    """The BentoML service (same as `bentoml serve serving.service:NextBestAction`)."""
+    import os
+    import sys
+
+    from nba.settings import get_settings
+
+    try:
+        settings = get_settings(fresh=True)
+    except NbaError as exc:
+        raise fail(str(exc)) from None
+    bentoml = Path(sys.executable).with_name("bentoml")
+    command = [str(bentoml), "serve", "serving.service:NextBestAction", "--host", host, "--port", str(port)]
+    console.print(
+        f"serving on http://{host}:{port} (OpenAPI page /docs) with {redact(settings.database_url)} "
+        f"and models from {settings.mlflow_tracking_uri}",
+        highlight=False,
+    )
+    env = {"OMP_NUM_THREADS": "1"} | dict(os.environ) | {"NBA_WORKERS": str(workers)}
+    os.execve(bentoml, command, env)
+
+
+@app.command()
+def replay(
+    request_id: Annotated[str, typer.Argument(help="The request_id of a logged decision.")],
+) -> None:
+    """Recompute a logged decision from its recorded inputs and model versions."""
+    from nba.catalogue import default_catalogue
+    from nba.settings import get_settings
+    from serving.audit import AuditLog
+    from serving.db import open_engine
+    from serving.models import ModelSet, mlflow_client
+    from serving.replay import replay as replay_record
+
+    try:
+        settings = get_settings(fresh=True)
+        record = AuditLog(open_engine(settings.database_url)).get(request_id)
+        if record is None:
+            raise fail(f"request_id {request_id!r} has no decision record in {redact(settings.database_url)}")
+        catalogue = default_catalogue()
+        models = ModelSet({}, {}, {}, client=mlflow_client(settings.mlflow_tracking_uri), catalogue=catalogue)
+        report = replay_record(record, models, catalogue)
+    except NbaError as exc:
+        raise fail(str(exc)) from None
+    table = Table("action", "model version", "recorded score", "replayed score", "identical")
+    for row in report.scores:
+        table.add_row(row["action_id"], row["model_version"], repr(row["recorded"]), repr(row["replayed"]),
+                      "yes" if row["identical"] else "[red]no[/]")  # fmt: skip
+    console.print(table)
+    console.print(f"recorded ranking: {report.recorded_ranking}\nreplayed ranking: {report.replayed_ranking}")
+    if not report.identical:
+        raise fail(f"decision {request_id} does NOT replay identically", code=1)
+    console.print(f"decision {request_id} replays identically", style="green")
+
+
+@app.command("train-table")
+def train_table(
+    file: Annotated[Path, typer.Argument(help="Parquet or CSV table: one row per example.")],
+    label: Annotated[str, typer.Option("--label", help="The 0/1 column to predict.")],
+    name: Annotated[str, typer.Option("--name", help="Registered model name.")],
+    id_column: Annotated[
+        str | None, typer.Option("--id", help="Key column carried to the scores, never a feature.")
+    ] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "nba-tables",
+    seed: Annotated[int, typer.Option(help="Seed of the split, the folds and LightGBM.")] = 0,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds that pick the rounds.")] = 5,
+    threads: Annotated[int, typer.Option(help="LightGBM threads; 1 is often faster on small tables.")] = 2,
+) -> None:
+    """Train the LightGBM pipeline on any table with a 0/1 label and register it as NAME."""
+    from training.models import ModelConfig
+    from training.table import train_table as run_train_table
+
+    try:
+        with console.status(f"training on {file}"):
+            r = run_train_table(
+                file, label, name, id_column=id_column, experiment=experiment, tracking_uri=_tracking_uri(),
+                config=ModelConfig(seed=seed), folds=folds, threads=threads,
+            )  # fmt: skip
+    except NbaError as exc:
+        raise fail(str(exc)) from None
+    s, m = r.schema, r.metrics
+    table = Table(title=f"nba train-table: {r.name} v{r.version} (alias challenger)", show_header=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    table.add_row("rows", f"{sum(r.rows.values()):,}: train {r.rows['train']:,}, calibration "
+                  f"{r.rows['valid']:,}, test {r.rows['test']:,} (stratified on {s.label!r})")  # fmt: skip
+    levels = {f: f", {len(v)} levels" for f, v in s.levels.items()}
+    kinds = s.kinds | dict.fromkeys([f for f, k in s.kinds.items() if k == "date"], "date as days")
+    used = ", ".join(f"{f} ({kinds[f]}{levels.get(f, '')})" for f in s.features)
+    table.add_row(f"features ({len(s.features)})", used)
+    dropped = "\n".join(f"{c}: {why}" for c, why in s.dropped.items())
+    table.add_row(f"dropped ({len(s.dropped)})", dropped or "none")
+    table.add_row("rounds", f"{r.rounds} ({folds}-fold cross-validated early stopping)")
+    table.add_row("test", f"ROC-AUC {m['roc_auc']:.3f}, PR-AUC {m['pr_auc']:.3f}, Brier {m['brier']:.4f}, "
+                  f"lift@10% {m['lift_10']:.2f}")  # fmt: skip
+    table.add_row("run", f"{r.run_id} in experiment {r.experiment!r}")
+    console.print(table)
+
+
+@app.command("score-table")
+def score_table(
+    file: Annotated[Path, typer.Argument(help="Parquet or CSV table with the model's columns.")],
+    name: Annotated[str, typer.Option("--name", help="Model registered by nba train-table.")],
+    out: Annotated[Path, typer.Option("--out", help="Parquet or CSV file to write.")],
+    version: Annotated[
+        str | None, typer.Option("--version", help="Version number or alias; default: the latest.")
+    ] = None,
+) -> None:
+    """Write each row's calibrated score and its three strongest contributions (TreeSHAP)."""
+    from training.table import score_table as run_score_table
+
+    try:
+        with console.status(f"scoring {file} with {name}"):
+            r = run_score_table(file, name, out, version=version, tracking_uri=_tracking_uri())
+    except NbaError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"scored {r.rows:,} rows of {file} with {r.name} v{r.version}: {r.out}", highlight=False)
+    for column, (rows, examples) in r.unseen.items():
+        console.print(f"note: {column}: {rows:,} rows hold a level unseen in training ({examples}), "
+                      "scored as missing", highlight=False)  # fmt: skip
+
+
+# -- serving stores: API keys, decision audit log, consent registry ----------------------------
+
+keys_app = typer.Typer(help="API keys of the service: one role each, stored only as a hash.")
+audit_app = typer.Typer(help="The decision audit log: append-only and hash-chained.")
+consent_app = typer.Typer(help="The consent registry: append-only consent events.")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.add_typer(consent_app, name="consent")
+
+
+@keys_app.command("create")
+def keys_create(role: Annotated[str, typer.Option("--role", help="app, compliance or admin.")]) -> None:
+    """Create an API key (NBA_DATABASE_URL); it is printed once, only its hash is kept."""
+    from serving.db import open_engine
+    from serving.keys import KeyStore, key_id_of
+
+    try:
+        key = KeyStore(open_engine()).create(role)
+    except NbaError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"created key {key_id_of(key)} with role {role}; keep it now, it is not shown again:")
+    console.print(key, highlight=False, soft_wrap=True)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain of every decision record; exit 1 at the first broken link."""
+    from serving.audit import AuditLog
+    from serving.db import open_engine
+
+    try:
+        with console.status("verifying the audit log"):
+            report = AuditLog(open_engine()).verify()
+    except NbaError as exc:
+        raise fail(str(exc)) from None
+    if not report.ok:
+        raise fail(f"audit log broken at record {report.first_broken_seq}: {report.reason} "
+                   f"({report.checked:,} records before it are sound)", code=1)  # fmt: skip
+    console.print(f"audit log OK: {report.checked:,} records checked, head hash {report.head_hash}")
+
+
+@consent_app.command("import")
+def consent_import(
+    data: Annotated[Path, typer.Option("--data", help="Folder holding the source tables.")],
+) -> None:
+    """Load a world's consent_events into the registry (NBA_DATABASE_URL); re-importing adds nothing."""
+    from nba.settings import get_settings
+    from serving.consent import ConsentStore
+    from serving.db import open_engine
+
+    try:
+        url = get_settings().database_url
+        with console.status(f"importing consent events from {data}"):
+            added = ConsentStore(open_engine(url)).import_world(data)
+    except NbaError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"imported {added:,} new consent events from {data} into {redact(url)}")
 
 
 def main() -> None:  # pragma: no cover - console script

@@ -17,3 +17,18 @@ class DataError(NbaError, ValueError):
 
 class StoreError(NbaError, RuntimeError):
     """The online store refused an operation or lost it to a concurrent one."""
+
+
+class InvalidField(DataError):  # noqa: N818 - the name the serving API maps to 422
+    """One field of an input has a value outside what is allowed (the service answers 422).
+
+    ``field`` names it, ``expected`` says what is allowed (a tuple of the allowed values or a
+    phrase) and ``received`` is the value given.
+    """
+
+    def __init__(self, field: str, expected: str | tuple[object, ...], received: object) -> None:
+        self.field = field
+        self.expected = expected
+        self.received = received
+        allowed = f"one of {list(expected)}" if isinstance(expected, tuple) else expected
+        super().__init__(f"{field} must be {allowed}; got {received!r}")

@@ -23,6 +23,31 @@ class Settings(BaseSettings):
     )
     home: Path = Field(default=Path("out"), description="Where commands write their outputs.")
 
+    # -- serving ----------------------------------------------------------------------------
+    challenger_share: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Share of members served by the challenger models."
+    )
+    variant_salt: str = Field(
+        default="nba-variant", min_length=1, description="Salt of the member hash that assigns a variant."
+    )
+    max_offers_per_30d: int = Field(
+        default=2, ge=0, description="Contact policy: offers shown to a member per 30 days, at most."
+    )
+    dismiss_cooldown_days: int = Field(
+        default=30, ge=0, description="Contact policy: days a dismissed action is not shown again."
+    )
+    levers: dict[str, float] = Field(
+        default_factory=dict,
+        description='Arbitration levers per action id, JSON (e.g. {"prevoyance": 1.2}); default 1.',
+    )
+    consent_cache_seconds: float = Field(
+        default=0.0, ge=0.0, le=60.0, description="How long a member's consent read may be reused (0: never)."
+    )
+    key_cache_seconds: float = Field(
+        default=30.0, ge=0.0, le=300.0, description="How long a verified API key is remembered."
+    )
+    max_body_bytes: int = Field(default=16_384, ge=256, description="Largest request body accepted.")
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
@@ -30,6 +55,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"expected a SQLAlchemy URL starting with sqlite:// or postgresql://; got {value!r}"
             )
+        return value
+
+    @field_validator("levers")
+    @classmethod
+    def _known_actions(cls, value: dict[str, float]) -> dict[str, float]:
+        from nba.vocab import ACTION_IDS
+
+        unknown = sorted(set(value) - set(ACTION_IDS))
+        if unknown:
+            raise ValueError(f"expected action ids among {list(ACTION_IDS)}; got {unknown}")
+        negative = {k: v for k, v in value.items() if v < 0}
+        if negative:
+            raise ValueError(f"expected levers >= 0; got {negative}")
         return value
 
 

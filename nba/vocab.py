@@ -29,6 +29,47 @@ CONSENT_SOURCES: Final = ("app", "web", "advisor", "mail")
 NOTICE_VERSIONS: Final = ("2021-03", "2023-01", "2024-06", "2025-09")
 """Privacy notice versions the member may have been shown, oldest first."""
 
+COMMERCIAL_PURPOSES: Final = ("offers", "offers_health_data")
+"""Purposes of commercial offers: only for adults not flagged vulnerable, stopped by ``no_other_offers``."""
+
+# --- reason codes (COMPLIANCE.md): why an action was suppressed -----------------
+
+NO_CONSENT: Final = "NO_CONSENT"
+WITHDRAWN: Final = "WITHDRAWN"
+OBJECTED: Final = "OBJECTED"
+NO_OTHER_OFFERS: Final = "NO_OTHER_OFFERS"
+CHANNEL_NOT_PERMITTED: Final = "CHANNEL_NOT_PERMITTED"
+HEALTH_DATA_NOT_CONSENTED: Final = "HEALTH_DATA_NOT_CONSENTED"
+NOT_ELIGIBLE: Final = "NOT_ELIGIBLE"
+ALREADY_HOLDS: Final = "ALREADY_HOLDS"
+CONTACT_POLICY: Final = "CONTACT_POLICY"
+MINOR: Final = "MINOR"
+VULNERABLE: Final = "VULNERABLE"
+CONSENT_UNAVAILABLE: Final = "CONSENT_UNAVAILABLE"
+REASON_CODES: Final = (
+    NO_CONSENT,
+    WITHDRAWN,
+    OBJECTED,
+    NO_OTHER_OFFERS,
+    CHANNEL_NOT_PERMITTED,
+    HEALTH_DATA_NOT_CONSENTED,
+    NOT_ELIGIBLE,
+    ALREADY_HOLDS,
+    CONTACT_POLICY,
+    MINOR,
+    VULNERABLE,
+    CONSENT_UNAVAILABLE,
+)
+"""Every reason code an internal caller may see; member-facing text never shows one."""
+
+# --- serving ---------------------------------------------------------------------
+
+FEEDBACK_EVENTS: Final = ("shown", "clicked", "accepted", "dismissed")
+"""What a caller reports about an action a recommendation returned."""
+
+ROLES: Final = ("app", "compliance", "admin")
+"""Roles of API keys (COMPLIANCE.md: explanations are for the compliance role only)."""
+
 # --- data categories of features (COMPLIANCE.md) -----------------------------
 
 DATA_CATEGORIES: Final = ("demographic", "household", "contract", "engagement", "health_claims")

@@ -1,0 +1,225 @@
+"""Benchmark the service: `/recommend` under load against the in-process floor.
+
+Publishes a world (profiles, consent, champion models, keys) into a scratch folder, starts
+`nba serve`, and drives `/recommend` from a separate process (asyncio + aiohttp) at
+concurrency 1, 8 and 32 for ``--seconds`` each: throughput, p50, p95, p99, errors. In the
+same run it measures the floor: one request's profile read, scoring of every candidate action
+and explanation of the returned ones, single-threaded, in process; floor throughput = cores /
+floor time. Goals (issue 5, 2 cores): at concurrency 8 throughput >= 0.7 x floor throughput,
+p99 <= 50 ms, no errors; at concurrency 1 p50 <= 10 ms.
+
+    .venv/bin/python -m benchmarks.serving                       # 20,000 members, 30 s per level
+    .venv/bin/python -m benchmarks.serving --seconds 10 --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import write_result
+from benchmarks.features import world
+
+GOAL_RATIO, GOAL_P99_MS, GOAL_P50_MS = 0.7, 50.0, 10.0
+
+
+def publish(data: Path, home: Path, months: int) -> tuple[dict[str, str], dict[str, str]]:
+    """Train, promote and publish into ``home``; return the service's environment and keys."""
+    from features.publish import publish_profiles
+    from serving.consent import ConsentStore
+    from serving.db import open_engine
+    from serving.keys import KeyStore
+    from training.pipeline import train_all
+    from training.promote import promote
+
+    env = {
+        "NBA_DATABASE_URL": f"sqlite:///{home}/nba.db",
+        "NBA_MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
+    }
+    started = time.perf_counter()
+    result = train_all(data, experiment="bench", tracking_uri=env["NBA_MLFLOW_TRACKING_URI"],
+                       artifact_root=home / "mlruns", months=months)  # fmt: skip
+    promote(env["NBA_MLFLOW_TRACKING_URI"], [a.action_id for a in result.actions])
+    extract = json.loads((data / "extract.json").read_text())["extract_date"]
+    publish_profiles(data, dt.date.fromisoformat(extract) + dt.timedelta(days=1), env["NBA_DATABASE_URL"])
+    engine = open_engine(env["NBA_DATABASE_URL"])
+    ConsentStore(engine).import_world(data)
+    keys = {role: KeyStore(engine).create(role) for role in ("app", "compliance")}
+    print(f"published {data.name} into {home} in {time.perf_counter() - started:.0f} s", flush=True)
+    return env, keys
+
+
+def member_ids(env: dict[str, str], n: int = 5000) -> list[int]:
+    from sqlalchemy import create_engine, text
+
+    with create_engine(env["NBA_DATABASE_URL"]).connect() as conn:
+        load = conn.execute(text("select max(load_id) from online_loads")).scalar_one()
+        rows = conn.execute(text(f"select member_id from online_profiles_{load} order by member_id"))
+        ids = [int(r[0]) for r in rows]
+    random.Random(1).shuffle(ids)
+    return ids[:n]
+
+
+def floor(env: dict[str, str], members: list[int], repeat: int = 2000) -> dict[str, float]:
+    """Profile read + scoring of every candidate + explanation of the returned ones, one thread."""
+    from features.store import OnlineStore
+    from nba.catalogue import default_catalogue
+    from serving.models import feature_vector, load_models
+
+    catalogue = default_catalogue()
+    models = load_models(env["NBA_MLFLOW_TRACKING_URI"], catalogue)
+    store = OnlineStore.from_url(env["NBA_DATABASE_URL"])
+    value = {a.id: a.value for a in catalogue.actions}
+    times = []
+    for member in (members * (repeat // len(members) + 1))[:repeat]:
+        started = time.perf_counter()
+        profile = store.get(member)
+        assert profile is not None
+        vector = feature_vector(profile.values)
+        scores = {a: m.score(vector) for a, m in models.champion.items()}
+        top = sorted(scores, key=lambda a: -scores[a] * value[a])[:3]
+        for action_id in top:
+            models.champion[action_id].contributions(vector)
+        times.append(time.perf_counter() - started)
+    store.close()
+    mean = statistics.fmean(times)
+    cores = os.cpu_count() or 1
+    return {"floor_ms": round(mean * 1000, 3), "cores": cores, "floor_throughput": round(cores / mean, 1)}
+
+
+async def drive(url: str, key: str, members: list[int], concurrency: int, seconds: float) -> dict[str, Any]:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
+    deadline = time.perf_counter() + seconds
+    rng = random.Random(concurrency)
+
+    async def user(session: aiohttp.ClientSession) -> None:
+        while time.perf_counter() < deadline:
+            body = json.dumps({"member_id": rng.choice(members), "channel": "app", "max_items": 3})
+            started = time.perf_counter()
+            try:
+                async with session.post(f"{url}/recommend", data=body, headers=headers) as response:
+                    await response.read()
+                    status = response.status
+            except aiohttp.ClientError as exc:
+                status = type(exc).__name__  # type: ignore[assignment]
+            if status == 200:
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors[str(status)] = errors.get(str(status), 0) + 1
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(user(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return (
+            round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2) if latencies else 0.0
+        )
+
+    throughput = round(len(latencies) / elapsed, 1)
+    return {"concurrency": concurrency, "requests": len(latencies), "throughput": throughput,
+            "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "errors": errors}  # fmt: skip
+
+
+def load_child(url: str, key: str, members_file: Path, concurrency: int, seconds: float) -> None:
+    members = json.loads(members_file.read_text())
+    print(json.dumps(asyncio.run(drive(url, key, members, concurrency, seconds))))
+
+
+def serve(env: dict[str, str], port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    from nba.demo import wait_ready
+
+    nba = Path(sys.executable).with_name("nba")
+    with log.open("w") as out:
+        process = subprocess.Popen([str(nba), "serve", "--port", str(port), "--workers", str(workers)],
+                                   env=os.environ | env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # fmt: skip
+    wait_ready(f"http://127.0.0.1:{port}", process, log)
+    return process
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--members", type=int, default=20_000)
+    parser.add_argument("--world", type=Path)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--levels", default="1,8,32")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--months", type=int, default=12, help="training months (see nba train)")
+    parser.add_argument("--load-child", nargs=4, metavar=("URL", "KEY", "MEMBERS", "CONCURRENCY"))
+    args = parser.parse_args()
+    if args.load_child:
+        url, key, members_file, concurrency = args.load_child
+        load_child(url, key, Path(members_file), int(concurrency), args.seconds)
+        return
+    import signal
+
+    from nba.demo import free_port
+
+    data = world(args.members, args.world)
+    with tempfile.TemporaryDirectory(prefix="nba-bench-serving-") as tmp:
+        home = Path(tmp)
+        env, keys = publish(data, home, args.months)
+        members = member_ids(env)
+        reference = floor(env, members)
+        print(f"floor: {reference['floor_ms']:.2f} ms per request in process -> "
+              f"{reference['floor_throughput']:.0f} requests/s on {reference['cores']} cores",
+              flush=True)  # fmt: skip
+        (home / "members.json").write_text(json.dumps(members))
+        port = free_port()
+        process = serve(env, port, args.workers, home / "serve.log")
+        levels = []
+        try:
+            for concurrency in (int(c) for c in args.levels.split(",")):
+                done = subprocess.run(
+                    [sys.executable, "-m", "benchmarks.serving", "--seconds", str(args.seconds),
+                     "--load-child", f"http://127.0.0.1:{port}", keys["app"], str(home / "members.json"),
+                     str(concurrency)],
+                    capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                level = json.loads(done.stdout.strip().splitlines()[-1])
+                level["ratio_to_floor"] = round(level["throughput"] / reference["floor_throughput"], 3)
+                levels.append(level)
+                print(f"concurrency {concurrency:>2}: {level['throughput']:7.1f} req/s "
+                      f"(x{level['ratio_to_floor']:.2f} of the floor), p50 {level['p50_ms']} ms, "
+                      f"p95 {level['p95_ms']} ms, p99 {level['p99_ms']} ms, errors {level['errors'] or 0}",
+                      flush=True)  # fmt: skip
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+    by = {lv["concurrency"]: lv for lv in levels}
+    goals = {}
+    if 8 in by:
+        goals["c8_ratio>=0.7"] = by[8]["ratio_to_floor"] >= GOAL_RATIO
+        goals["c8_p99<=50ms"] = by[8]["p99_ms"] <= GOAL_P99_MS
+        goals["c8_no_errors"] = not by[8]["errors"]
+    if 1 in by:
+        goals["c1_p50<=10ms"] = by[1]["p50_ms"] <= GOAL_P50_MS
+    print("goals: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in goals.items()))
+    path = write_result("serving", {"members": args.members, "workers": args.workers, "seconds": args.seconds,
+                                    "floor": reference, "levels": levels, "goals": goals})  # fmt: skip
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""The serving tables: consent registry, decision audit log, its reads, feedback and API keys.
+
+One SQLAlchemy URL (``NBA_DATABASE_URL``) names a SQLite file or a PostgreSQL database (psycopg 3);
+the online profile store of :mod:`features.store` lives in the same database under other names
+(``online_loads``, ``online_profiles*``).
+
+SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed transaction survives the
+crash or kill of any process (the audit log promises that every answered decision is
+recorded); only an operating-system crash or power loss may lose the last commits before a
+checkpoint, which is why production runs on PostgreSQL, whose commits are flushed. It waits
+up to 30 s for a lock. Reads begin deferred transactions, which never block the writer; writes go through :func:`writing`, which begins
+``BEGIN IMMEDIATE`` so concurrent writers queue for the lock instead of failing. On PostgreSQL
+both are ordinary transactions.
+
+``consent_events``, ``audit_log`` and ``audit_reads`` are append-only: triggers refuse UPDATE and
+DELETE (and TRUNCATE on PostgreSQL). A purge at the end of retention drops them first.
+Datetimes are stored and returned in UTC, timezone-aware.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+
+from nba.errors import ConfigError
+from nba.settings import get_settings
+
+SQLITE_PRAGMAS: Final = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",  # with WAL: a commit survives any process crash (see above)
+    "PRAGMA busy_timeout=30000",
+)
+BEGIN_OPTION: Final = "nba_sqlite_begin"  # execution option read by the SQLite "begin" hook
+SCHEMA_LOCK: Final = 0x6E62615F73657276  # PostgreSQL advisory lock taken while creating the tables
+APPEND_ONLY: Final = ("consent_events", "audit_log", "audit_reads")
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
+
+
+class UtcDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """A timezone-aware datetime, stored in UTC (naive text on SQLite, timestamptz on PostgreSQL)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"expected a timezone-aware datetime; got the naive {value.isoformat()}")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
+        return None if value is None else as_utc(value)
+
+
+metadata = sa.MetaData()
+
+consent_events = sa.Table(
+    "consent_events",
+    metadata,
+    sa.Column("event_id", ID, primary_key=True, autoincrement=True),
+    sa.Column("member_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("decision", sa.String(32), nullable=False),
+    sa.Column("notice_version", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("captured_at", UtcDateTime, nullable=False),
+    sa.Column("effective_from", UtcDateTime, nullable=False),
+    sa.Column("expires_at", UtcDateTime),
+    sqlite_autoincrement=True,  # an event id is never reused, even after a purge
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", ID, primary_key=True, autoincrement=False),
+    sa.Column("request_id", sa.String(200), nullable=False, unique=True),
+    sa.Column("member_id", sa.BigInteger, index=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("record", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+audit_reads = sa.Table(
+    "audit_reads",
+    metadata,
+    sa.Column("read_id", ID, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(200), nullable=False, index=True),
+    sa.Column("caller", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("read_at", UtcDateTime, nullable=False),
+)
+
+feedback_events = sa.Table(
+    "feedback_events",
+    metadata,
+    sa.Column("feedback_id", ID, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(200), nullable=False),
+    sa.Column("member_id", sa.BigInteger, nullable=False),
+    sa.Column("action_id", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Index("ix_feedback_events_member_at", "member_id", "at"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("revoked_at", UtcDateTime),
+)
+
+
+def open_engine(url: str | None = None) -> Engine:
+    """An engine on ``url`` (default: the ``NBA_DATABASE_URL`` setting), its tables created if missing."""
+    parsed = checked_url(url if url is not None else get_settings().database_url)
+    if parsed.get_backend_name() == "sqlite":
+        Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed)
+        _configure_sqlite(engine)
+    else:
+        engine = sa.create_engine(parsed, pool_pre_ping=True)
+    create_schema(engine)
+    return engine
+
+
+def checked_url(text: str) -> URL:
+    """``text`` as a URL for SQLite (a file) or PostgreSQL through psycopg 3."""
+    try:
+        url = sa.make_url(text)
+    except sa.exc.ArgumentError:
+        raise ConfigError(f"the database URL must be a SQLAlchemy URL; got {text!r}") from None
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    backend = url.get_backend_name()
+    if backend == "sqlite" and url.database in (None, "", ":memory:"):
+        raise ConfigError(f"the database URL must name a SQLite file; got the in-memory {text!r}")
+    if url.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise ConfigError(
+            "the database URL must start with sqlite:///, postgresql:// or postgresql+psycopg://; "
+            f"got {url.render_as_string(hide_password=True)!r}"
+        )
+    return url
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A transaction that writes: ``BEGIN IMMEDIATE`` on SQLite; committed on exit, rolled back on error."""
+    with engine.connect() as conn:
+        conn.execution_options(**{BEGIN_OPTION: "IMMEDIATE"})
+        with conn.begin():
+            yield conn
+
+
+def create_schema(engine: Engine) -> None:
+    """The tables and their append-only triggers, if missing; concurrent callers wait for each other."""
+    with writing(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+        metadata.create_all(conn)
+        if conn.dialect.name == "sqlite":
+            _sqlite_triggers(conn)
+        else:
+            _postgres_triggers(conn)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def as_utc(value: object) -> dt.datetime:
+    """A datetime read back from either database, as an aware UTC datetime."""
+    stamp = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    return stamp.replace(tzinfo=dt.UTC) if stamp.tzinfo is None else stamp.astimezone(dt.UTC)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, durable commits; pysqlite's own transaction handling off, our BEGIN instead."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: object) -> None:
+        dbapi_connection.isolation_level = None
+        for pragma in SQLITE_PRAGMAS:
+            dbapi_connection.execute(pragma)
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get(BEGIN_OPTION, 'DEFERRED')}")
+
+
+def _sqlite_triggers(conn: Connection) -> None:
+    for table in APPEND_ONLY:
+        for operation in ("UPDATE", "DELETE"):
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{operation.lower()} BEFORE {operation} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {operation} refused'); END"
+            )
+
+
+def _postgres_triggers(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "CREATE OR REPLACE FUNCTION nba_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN RAISE EXCEPTION '%% is append-only: %% refused', TG_TABLE_NAME, TG_OP; END $$"
+    )
+    for table in APPEND_ONLY:
+        existing = conn.exec_driver_sql(
+            f"SELECT tgname FROM pg_trigger WHERE tgrelid = '{table}'::regclass"
+        ).scalars()
+        wanted = {
+            f"{table}_no_change": "BEFORE UPDATE OR DELETE ON {table} FOR EACH ROW",
+            f"{table}_no_truncate": "BEFORE TRUNCATE ON {table} FOR EACH STATEMENT",
+        }
+        for name in wanted.keys() - set(existing):
+            when = wanted[name].format(table=table)
+            conn.exec_driver_sql(f"CREATE TRIGGER {name} {when} EXECUTE FUNCTION nba_append_only()")

@@ -1,0 +1,83 @@
+"""The serving database: URLs, idempotent schema, coexistence with the online store, SQLite locking."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from features.store import OnlineStore
+from nba.errors import ConfigError
+from serving.consent import ConsentStore
+from serving.db import checked_url, metadata, open_engine, writing
+
+
+def test_postgresql_urls_use_psycopg_3() -> None:
+    url = checked_url("postgresql://nba:secret@db:5432/nba")
+    assert url.drivername == "postgresql+psycopg" and url.password == "secret"
+    assert checked_url("postgresql+psycopg://db/nba").drivername == "postgresql+psycopg"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://", "must name a SQLite file"),
+        ("sqlite:///:memory:", "must name a SQLite file"),
+        ("mysql://u:pw@db/nba", "must start with sqlite:///, postgresql://"),
+        ("postgresql+psycopg2://db/nba", "must start with sqlite:///, postgresql://"),
+        ("not a url", "must be a SQLAlchemy URL"),
+    ],
+)
+def test_unusable_urls_are_refused(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as raised:
+        checked_url(url)
+    assert "pw" not in str(raised.value)
+
+
+def test_schema_is_created_once_and_beside_the_online_store(store_url: str) -> None:
+    profiles = OnlineStore.from_url(store_url)
+    profiles.publish(pd.DataFrame({"member_id": [1, 2], "age": [40, 50]}), dt.date(2025, 1, 31), "fs-1")
+    first, second = open_engine(store_url), open_engine(store_url)
+    try:
+        tables = set(sa.inspect(first).get_table_names())
+        assert set(metadata.tables) <= tables
+        assert {"online_loads", "online_profiles_1"} <= tables
+        got = profiles.get(1)
+        assert got is not None and got.values["age"] == 40
+    finally:
+        profiles.close()
+        first.dispose()
+        second.dispose()
+
+
+def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path}/nba.db")
+    done = threading.Event()
+    try:
+        with writing(engine) as conn:  # holds SQLite's write lock
+            conn.exec_driver_sql("SELECT 1")
+            reader = threading.Thread(target=lambda: (ConsentStore(engine).events(1), done.set()))
+            reader.start()
+            assert done.wait(timeout=5), "a read waited for the writer"
+            reader.join()
+    finally:
+        engine.dispose()
+
+
+def test_settings_give_the_default_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from nba.settings import get_settings
+
+    monkeypatch.setenv("NBA_DATABASE_URL", f"sqlite:///{tmp_path}/from-settings.db")
+    get_settings(fresh=True)
+    try:
+        engine: Engine = open_engine()
+        assert str(engine.url).endswith("from-settings.db")
+        engine.dispose()
+    finally:
+        monkeypatch.undo()
+        get_settings(fresh=True)

@@ -1,0 +1,128 @@
+"""The decision's pure parts on hand-made inputs: gates, variants, explanation filters."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from features import registry
+from nba.catalogue import default_catalogue
+from serving import decision, explain
+from serving.consent import Verdict
+
+CATALOGUE = default_catalogue()
+NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+ALLOWED = Verdict(True, None, ())
+
+
+def verdicts(**denied: str) -> dict[str, Verdict]:
+    out = dict.fromkeys(("prevention", "offers", "offers_health_data"), ALLOWED)
+    return out | {p: Verdict(False, reason, (1,)) for p, reason in denied.items()}
+
+
+def test_health_data_offer_needs_both_offers_and_health_data_consent() -> None:
+    upgrade = CATALOGUE["health_formula_upgrade"]
+    assert decision.consent_reason(upgrade, verdicts()) is None
+    assert decision.consent_reason(upgrade, verdicts(offers="NO_OTHER_OFFERS")) == "NO_OTHER_OFFERS"
+    missing = verdicts(offers_health_data="HEALTH_DATA_NOT_CONSENTED")
+    assert decision.consent_reason(upgrade, missing) == "HEALTH_DATA_NOT_CONSENTED"
+    assert decision.consent_reason(CATALOGUE["prevoyance"], missing) is None
+
+
+def test_holdings_and_due_rules() -> None:
+    prevoyance, dental = CATALOGUE["prevoyance"], CATALOGUE["dental_checkup"]
+    assert decision.eligibility_reason(prevoyance, {"age": 40, "holds_prevoyance": True}) == "ALREADY_HOLDS"
+    assert decision.eligibility_reason(prevoyance, {"age": 40, "holds_prevoyance": False}) is None
+    assert decision.eligibility_reason(prevoyance, {"age": 70, "holds_prevoyance": False}) == "NOT_ELIGIBLE"
+    assert decision.eligibility_reason(dental, {"age": 40, "months_since_dental": 3}) == "NOT_ELIGIBLE"
+    assert decision.eligibility_reason(dental, {"age": 40, "months_since_dental": 14}) is None
+    assert decision.eligibility_reason(dental, {"age": 40, "months_since_dental": None}) is None
+    upgrade = CATALOGUE["health_formula_upgrade"]
+    assert decision.eligibility_reason(upgrade, {"formula_level": 4}) == "ALREADY_HOLDS"
+
+
+def test_contact_policy_counts_offers_shown_and_dismissals() -> None:
+    policy = decision.Policy(max_offers_per_30d=2, dismiss_cooldown_days=30)
+    offers = {a.id for a in CATALOGUE.actions if a.kind == "offer"}
+    recent = [
+        decision.Feedback("home_insurance", "shown", NOW - dt.timedelta(days=3)),
+        decision.Feedback("auto_insurance", "shown", NOW - dt.timedelta(days=40)),
+        decision.Feedback("eye_exam", "dismissed", NOW - dt.timedelta(days=10)),
+    ]
+    state = decision.ContactState.from_feedback(recent, offers, NOW, policy)
+    assert state.offers_shown_30d == 1 and state.dismissed == {"eye_exam"}
+    assert decision.contact_reason(CATALOGUE["eye_exam"], state, policy) == "CONTACT_POLICY"
+    assert decision.contact_reason(CATALOGUE["prevoyance"], state, policy) is None
+    recent.append(decision.Feedback("prevoyance", "shown", NOW - dt.timedelta(days=1)))
+    full = decision.ContactState.from_feedback(recent, offers, NOW, policy)
+    assert decision.contact_reason(CATALOGUE["retirement_savings"], full, policy) == "CONTACT_POLICY"
+    assert decision.contact_reason(CATALOGUE["dental_checkup"], full, policy) is None
+
+
+def test_variant_is_sticky_and_follows_the_share() -> None:
+    half = decision.Policy(challenger_share=0.5, salt="s")
+    variants = [decision.variant_for(m, half) for m in range(4000)]
+    assert variants == [decision.variant_for(m, half) for m in range(4000)]
+    assert 0.45 < variants.count("challenger") / 4000 < 0.55
+    assert {decision.variant_for(m, decision.Policy()) for m in range(100)} == {"champion"}
+    assert {decision.variant_for(m, decision.Policy(challenger_share=1.0)) for m in range(100)} == {
+        "challenger"
+    }
+    other_salt = [
+        decision.variant_for(m, decision.Policy(challenger_share=0.5, salt="t")) for m in range(4000)
+    ]
+    assert other_salt != variants
+
+
+def test_ranking_is_by_propensity_times_value_times_lever() -> None:
+    a, b = CATALOGUE["prevoyance"], CATALOGUE["dental_checkup"]  # values 4.0 and 1.0
+    first = decision.Candidate(a, score=0.1, lever=1.0)
+    second = decision.Candidate(b, score=0.3, lever=1.0)
+    assert [c.action.id for c in decision.rank([second, first], 1)] == ["prevoyance"]
+    assert second.reason == decision.LOWER_PRIORITY and first.rank == 1
+    boosted = decision.Candidate(b, score=0.3, lever=2.0)
+    assert [c.action.id for c in decision.rank([decision.Candidate(a, score=0.1), boosted], 1)] == [
+        "dental_checkup"
+    ]
+
+
+@pytest.mark.parametrize("action_id", [a.id for a in CATALOGUE.actions if a.kind == "offer"])
+def test_offer_text_never_uses_a_health_feature(action_id: str) -> None:
+    action = CATALOGUE[action_id]
+    health = [f for f in registry.FEATURES if f.category == "health_claims"]
+    assert not any(explain.member_may_read(f, action) for f in health)
+
+
+def test_prevention_text_uses_only_prevention_facts_among_health_features() -> None:
+    action = CATALOGUE["dental_checkup"]
+    readable = {
+        f.name
+        for f in registry.FEATURES
+        if f.category == "health_claims" and explain.member_may_read(f, action)
+    }
+    assert readable == set(explain.PREVENTION_FACTS)
+    for condition in (
+        "chronic_treatment",
+        "hospital_stays_12m",
+        "months_since_hospitalisation",
+        "pharmacy_count_12m",
+    ):
+        assert not explain.member_may_read(registry.BY_NAME[condition], action)
+
+
+def test_factors_keep_the_strongest_positive_readable_contributions() -> None:
+    action = CATALOGUE["dental_checkup"]
+    features = ("months_since_dental", "chronic_treatment", "age", "tenure_months")
+    contributions = np.array([0.5, 0.9, -0.2, 0.1])
+    values = {"months_since_dental": 19, "chronic_treatment": True, "age": 52, "tenure_months": 30}
+    chosen = explain.factors(action, features, contributions, values, "fr")
+    assert [f.feature for f in chosen] == ["months_since_dental", "tenure_months"]
+    assert chosen[0].sentence == "Votre dernière visite chez le dentiste remonte à 19 mois"
+    assert explain.text(action, chosen) == (
+        "Votre dernière visite chez le dentiste remonte à 19 mois. Vous êtes adhérent depuis 30 mois."
+    )
+    english = explain.factors(action, features, contributions, values, "en")
+    assert english[0].sentence == "Your last dental visit was 19 months ago"
+    assert explain.text(action, [], "fr") == action.description["fr"]
