@@ -116,9 +116,7 @@ def fit_action(
 ) -> FittedModel:
     """Fit with early stopping on the validation split."""
     y_train, y_valid = train[f"label_{action.id}"].to_numpy(), valid[f"label_{action.id}"].to_numpy()
-    positives = max(int(y_train.sum()), 1)
-    ratio = (len(y_train) - positives) / positives
-    scale = float(np.sqrt(ratio)) if config.balance == "sqrt" else 1.0
+    scale = positive_weight(y_train, config.balance)
     dtrain = lgb.Dataset(matrix(train, features), y_train, feature_name=features, free_raw_data=False)
     dvalid = lgb.Dataset(matrix(valid, features), y_valid, reference=dtrain)
     booster = lgb.train(
@@ -132,6 +130,13 @@ def fit_action(
     model = FittedModel(action.id, booster, features, best, scale)
     model.calibration = platt(model.margin(matrix(valid, features)), y_valid)
     return model
+
+
+def positive_weight(y: np.ndarray, balance: str) -> float:
+    """Weight of positives: sqrt(negatives/positives) under 'sqrt' balance, else 1."""
+    positives = max(int(y.sum()), 1)
+    ratio = (len(y) - positives) / positives
+    return float(np.sqrt(ratio)) if balance == "sqrt" else 1.0
 
 
 def platt(margin: np.ndarray, y: np.ndarray) -> tuple[float, float]:

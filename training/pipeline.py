@@ -112,12 +112,6 @@ def _train_one(
 
 
 def _register(client: MlflowClient, model: FittedModel, purpose: str) -> str:
-    name = tracking.model_name(model.action_id)
-    info = mlflow.lightgbm.log_model(model.booster, name="model", pip_requirements=tracking.PIP_REQUIREMENTS)
-    if not client.search_registered_models(filter_string=f"name = '{name}'"):
-        client.create_registered_model(name)
-    run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
-    version = str(client.create_model_version(name, info.model_uri, run_id=run_id).version)
     tags = {
         "purpose": purpose,
         "features": json.dumps(model.features),
@@ -126,7 +120,4 @@ def _register(client: MlflowClient, model: FittedModel, purpose: str) -> str:
         "best_iteration": str(model.best_iteration),
         "feature_set_version": feature_set_version(),
     }
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
-    client.set_registered_model_alias(name, tracking.CHALLENGER, version)
-    return version
+    return tracking.register(client, tracking.model_name(model.action_id), model.booster, tags)

@@ -11,6 +11,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+import lightgbm as lgb
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
@@ -32,6 +33,7 @@ def model_name(action_id: str) -> str:
 def configure(tracking_uri: str) -> MlflowClient:
     """Point MLflow at ``tracking_uri`` (telemetry off); artifacts go under mlruns/."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars on downloads
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # keep the command's output readable
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -46,6 +48,22 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_root: Path) -> s
         return str(existing.experiment_id)
     location = (Path(artifact_root).resolve() / "artifacts").as_uri()
     return str(client.create_experiment(name, artifact_location=location))
+
+
+def register(
+    client: MlflowClient, name: str, booster: lgb.Booster, tags: dict[str, str], alias: str = CHALLENGER
+) -> str:
+    """Log ``booster`` in the active run, register it as a new version of ``name`` with ``tags``
+    and point ``alias`` at it; returns the version."""
+    info = mlflow.lightgbm.log_model(booster, name="model", pip_requirements=PIP_REQUIREMENTS)
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name)
+    run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
+    version = str(client.create_model_version(name, info.model_uri, run_id=run_id).version)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    client.set_registered_model_alias(name, alias, version)
+    return version
 
 
 def shap_importance(model: FittedModel, frame: pd.DataFrame, rows: int = 2000) -> pd.DataFrame:
