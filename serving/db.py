@@ -8,9 +8,9 @@ SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed transaction sur
 crash or kill of any process (the audit log promises that every answered decision is
 recorded); only an operating-system crash or power loss may lose the last commits before a
 checkpoint, which is why production runs on PostgreSQL, whose commits are flushed. It waits
-up to 30 s for a lock. Reads begin deferred transactions, which never block the writer; writes go through :func:`writing`, which begins
-``BEGIN IMMEDIATE`` so concurrent writers queue for the lock instead of failing. On PostgreSQL
-both are ordinary transactions.
+up to 30 s for a lock. Reads begin deferred transactions, which never block the writer; writes
+go through :func:`writing`, which begins ``BEGIN IMMEDIATE`` so concurrent writers queue for the
+lock instead of failing. On PostgreSQL both are ordinary transactions.
 
 ``consent_events``, ``audit_log`` and ``audit_reads`` are append-only: triggers refuse UPDATE and
 DELETE (and TRUNCATE on PostgreSQL). A purge at the end of retention drops them first.

@@ -115,6 +115,30 @@ def test_consent_gate_end_to_end(server: str, served: Served) -> None:
     assert not recommend(server, served, member)["items"]
 
 
+def test_health_data_offer_and_french_explanations_end_to_end(server: str, served: Served) -> None:
+    from features import registry
+    from features.store import OnlineStore
+
+    store = OnlineStore.from_url(served.database_url)
+    checked = 0
+    for member in some_members(served, 60)[40:60]:
+        for purpose in ("prevention", "offers"):
+            consent(server, served, member, purpose, "granted")
+        body = recommend(server, served, member)
+        assert "health_formula_upgrade" not in {i["action_id"] for i in body["items"]}
+        profile = store.get(member)
+        assert profile is not None
+        for item in body["items"]:
+            text_fr = item["explanation"]["text"]
+            assert text_fr.strip() and item["title"]
+            for factor in item["explanation"]["factors"]:
+                assert factor["value"] == profile.values[factor["feature"]]
+                assert registry.BY_NAME[factor["feature"]].sentence(factor["value"], "fr") in text_fr
+                checked += 1
+    store.close()
+    assert checked > 0
+
+
 def test_roles_audit_chain_and_replay(server: str, served: Served) -> None:
     request_ids = [recommend(server, served, m)["request_id"] for m in some_members(served, 8)]
     explain = post(server, "/explain", served.keys["app"], {"request_id": request_ids[0]})

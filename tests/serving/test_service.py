@@ -14,7 +14,7 @@ from features import registry
 from nba.settings import Settings
 from serving.app import STATE, app
 from serving.auth import AuthMiddleware
-from serving.engine import Runtime
+from serving.engine import Caller, Runtime
 from tests.conftest import Served
 
 NOTICE = "2025-09"
@@ -285,3 +285,15 @@ def test_replay_is_identical(client: TestClient, served: Served, runtime: Runtim
 
 def test_audit_chain_verifies_after_requests(client: TestClient, served: Served, runtime: Runtime) -> None:
     assert runtime.audit.verify().ok
+
+
+def test_without_models_the_service_is_not_ready_and_refuses(served: Served, tmp_path: Any) -> None:
+    from serving.app import State
+
+    settings = Settings(database_url=served.database_url, mlflow_tracking_uri=f"sqlite:///{tmp_path}/none.db")
+    state = State()
+    state.start(lambda: Runtime(settings))
+    assert state.runtime is not None and state.runtime.models is None
+    assert any(p.startswith("models:") for p in state.problems())
+    with pytest.raises(Exception, match="no models loaded"):
+        state.runtime.recommend(1, "app", 3, "fr", Caller("k", "app"))
