@@ -116,9 +116,10 @@ def _finish(t: ir.Table, as_of: dt.date) -> dict[str, ir.Value]:
         "int64"
     )
     out: dict[str, ir.Value] = {}
-    for name in ("age", "sex_female", "region", "married", "widowed", "separated", "formula_level",
-                 "collective_contract", "tenure_months", "years_to_retirement_age", "online_account",
-                 "months_since_online_account", "youngest_child_age", "eldest_child_age"):  # fmt: skip
+    for name in ("age", "sex_female", "vulnerable", "region", "married", "widowed", "separated",
+                 "formula_level", "collective_contract", "tenure_months", "years_to_retirement_age",
+                 "online_account", "months_since_online_account", "youngest_child_age",
+                 "eldest_child_age"):  # fmt: skip
         out[name] = t[name]
     for name in ("n_adults", "n_children", "hospital_stays_12m", "household_chronic",
                  "dental_visits_24m", "app_exposures_3m", "exposures_12m", "dismissed_12m"):  # fmt: skip

@@ -67,6 +67,7 @@ def base_features(src: Sources, as_of: dt.date) -> ir.Table:
         "member_id": m.member_id,
         "age": age,
         "sex_female": m.sex == "F",
+        "vulnerable": m.vulnerable,
         "region": m.region,
         "married": m.marital_status.isin(mo.FORMAL),
         "widowed": m.marital_status == "widowed",

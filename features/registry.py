@@ -179,6 +179,9 @@ def _base() -> list[Feature]:
            unit="years", rule="whole years on the day before the as-of date"),
         _f("sex_female", "bool", "demographic", "femme", "female", "—", "—", model=False,
            rule="eligibility for screenings only; never a model feature (COMPLIANCE.md)"),
+        _f("vulnerable", "bool", "demographic", "personne vulnérable", "vulnerable", "—", "—", model=False,
+           rule="flagged vulnerable by the insurer: never solicited with offers (COMPLIANCE.md); "
+                "never a model feature"),
         _f("region", "str", "demographic", "région", "region", "Vous habitez en {value}",
            "You live in {value}", model=False, rule="fairness reporting only"),
         _f("n_adults", "int", "household", "adultes au contrat", "adults on the contract",

@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     challenger_share: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Share of members served by the challenger models."
     )
+    control_share: float = Field(
+        default=0.02, ge=0.0, le=1.0, description="Share of members in the control group (no offers)."
+    )
+    experiment_refresh_seconds: float = Field(
+        default=5.0, ge=0.0, le=300.0, description="How often workers re-read the experiment split."
+    )
     variant_salt: str = Field(
         default="nba-variant", min_length=1, description="Salt of the member hash that assigns a variant."
     )

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from nba.errors import InvalidField, NbaError
 from serving import schemas
 from serving.engine import Caller, NotFoundError, Runtime, UnavailableError
+from serving.experiment import Split
 
 log = logging.getLogger("nba.serving")
 
@@ -30,6 +31,7 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "/consent": frozenset({"app", "admin"}),
     "/feedback": frozenset({"app"}),
     "/explain": frozenset({"compliance"}),
+    "/experiment": frozenset({"admin"}),
 }
 """Who may call what (ARCHITECTURE.md); any other path needs no key."""
 
@@ -157,3 +159,13 @@ async def explain(body: schemas.ExplainRequest, request: Request) -> dict[str, A
     """The full decision record of a request; each read is logged (role compliance)."""
     runtime, who = STATE.require(), caller(request)
     return await run_in_threadpool(runtime.explain, body.request_id, who)
+
+
+@app.post("/experiment", response_model=schemas.ExperimentResponse, status_code=201, tags=["admin"])
+async def experiment(body: schemas.ExperimentRequest, request: Request) -> dict[str, object]:
+    """Change the experiment split; every worker applies it within NBA_EXPERIMENT_REFRESH_SECONDS
+    (role admin). Members keep their group while the split and salt stay the same."""
+    runtime, who = STATE.require(), caller(request)
+    split = Split(body.challenger_share, body.control_share, body.salt)
+    await run_in_threadpool(runtime.experiment.set, split, who.key_id)
+    return split.as_dict()

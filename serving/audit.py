@@ -20,7 +20,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -101,23 +104,43 @@ class AuditLog:
         ``record`` must be a JSON object with a unique ``request_id`` (str) and a ``member_id``
         (int, or None when the decision has no member); raises InvalidField otherwise.
         """
-        request_id, member_id, text = _prepared(record)
+        return self.append_many([record])[0]
+
+    def append_many(self, records: Sequence[Mapping[str, Any]]) -> list[AuditEntry]:
+        """Chain and store ``records`` in order, in one transaction (a group commit): all are
+        committed when this returns, or none is."""
+        prepared = [_prepared(record) for record in records]
+        entries = []
         try:
             with writing(self.engine) as conn:
                 self._lock(conn)
                 head = conn.execute(
                     sa.select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
                 ).first()
-                seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
-                created = utcnow()  # under the lock: created_at grows with seq
-                digest = chain_hash(prev, seq, created, request_id, member_id, text)
-                row = {"seq": seq, "request_id": request_id, "member_id": member_id, "created_at": created}
-                conn.execute(audit_log.insert().values(**row, record=text, prev_hash=prev, hash=digest))
+                seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
+                rows = []
+                for (request_id, member_id, text), record in zip(prepared, records, strict=True):
+                    seq += 1
+                    created = utcnow()  # under the lock: created_at grows with seq
+                    digest = chain_hash(prev, seq, created, request_id, member_id, text)
+                    row = {
+                        "seq": seq,
+                        "request_id": request_id,
+                        "member_id": member_id,
+                        "created_at": created,
+                    }
+                    rows.append(row | {"record": text, "prev_hash": prev, "hash": digest})
+                    entries.append(
+                        AuditEntry(seq, request_id, member_id, created, dict(record), prev, digest)
+                    )
+                    prev = digest
+                conn.execute(audit_log.insert(), rows)
         except sa.exc.IntegrityError:
-            if self.get(request_id) is not None:
-                raise InvalidField("request_id", "an id no earlier decision used", request_id) from None
+            for request_id, _, _ in prepared:
+                if self.get(request_id) is not None:
+                    raise InvalidField("request_id", "an id no earlier decision used", request_id) from None
             raise
-        return AuditEntry(seq, request_id, member_id, created, json.loads(text), prev, digest)
+        return entries
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         """The record of one decision, or None."""
@@ -242,3 +265,46 @@ def _link_problem(row: Any, seq: int, prev: str) -> str | None:
 def _entry(row: Any) -> AuditEntry:
     record = json.loads(row.record)
     return AuditEntry(row.seq, row.request_id, row.member_id, row.created_at, record, row.prev_hash, row.hash)
+
+
+class GroupCommitter:
+    """Appends from many request threads, committed together by one writer thread.
+
+    Each caller waits until the transaction holding its record has committed, so an answer is
+    never sent before its audit record is stored; under load, several records share one
+    transaction (one lock, one commit) instead of queueing for the lock one by one.
+    """
+
+    def __init__(self, log: AuditLog, max_batch: int = 64) -> None:
+        self.log = log
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[Mapping[str, Any], Future[AuditEntry]]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="audit-writer", daemon=True).start()
+
+    def append(self, record: Mapping[str, Any], timeout: float = 30.0) -> AuditEntry:
+        done: Future[AuditEntry] = Future()
+        self._queue.put((record, done))
+        return done.result(timeout)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[Mapping[str, Any], Future[AuditEntry]]]) -> None:
+        try:
+            entries = self.log.append_many([record for record, _ in batch])
+        except Exception:  # one bad record must not fail the others: retry them one by one
+            for record, done in batch:
+                try:
+                    done.set_result(self.log.append(record))
+                except Exception as exc:
+                    done.set_exception(exc)
+            return
+        for (_, done), entry in zip(batch, entries, strict=True):
+            done.set_result(entry)

@@ -123,6 +123,17 @@ api_keys = sa.Table(
     sa.Column("revoked_at", UtcDateTime),
 )
 
+experiment_settings = sa.Table(
+    "experiment_settings",
+    metadata,
+    sa.Column("setting_id", ID, primary_key=True, autoincrement=True),
+    sa.Column("challenger_share", sa.Float, nullable=False),
+    sa.Column("control_share", sa.Float, nullable=False),
+    sa.Column("salt", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("set_at", UtcDateTime, nullable=False),
+)
+
 
 def open_engine(url: str | None = None) -> Engine:
     """An engine on ``url`` (default: the ``NBA_DATABASE_URL`` setting), its tables created if missing."""

@@ -10,7 +10,6 @@ propensity × value × lever.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,9 +17,12 @@ from typing import Any
 import numpy as np
 
 from nba.catalogue import Action, Catalogue, profile_getter
-from serving.models import CHALLENGER, CHAMPION, ModelSet, ScoringModel
+from serving.experiment import CONTROL
+from serving.models import ModelSet, ScoringModel
 
 RETURNED, SUPPRESSED = "returned", "suppressed"
+CONTROL_GROUP = "CONTROL_GROUP"
+"""Internal reason: the member is in the control group, which gets no commercial offers."""
 LOWER_PRIORITY = "LOWER_PRIORITY"
 """Internal reason: passed every gate but ranked below ``max_items``."""
 NO_MODEL = "NO_MODEL"
@@ -34,8 +36,6 @@ class Policy:
     max_offers_per_30d: int = 2
     dismiss_cooldown_days: int = 30
     levers: Mapping[str, float] = field(default_factory=dict)
-    challenger_share: float = 0.0
-    salt: str = "nba"
 
     def lever(self, action_id: str) -> float:
         return float(self.levers.get(action_id, 1.0))
@@ -77,14 +77,6 @@ class Candidate:
             "model": None if self.model is None else {"name": self.model.name, "version": self.model.version},
             "rank": self.rank,
         }
-
-
-def variant_for(member_id: int, policy: Policy) -> str:
-    """Champion or challenger, sticky per member: a salted hash decides, not a random draw."""
-    if policy.challenger_share <= 0:
-        return CHAMPION
-    digest = hashlib.sha256(f"{policy.salt}:{member_id}".encode()).digest()
-    return CHALLENGER if int.from_bytes(digest[:8], "big") / 2**64 < policy.challenger_share else CHAMPION
 
 
 def consent_reason(action: Action, verdicts: Mapping[str, Any]) -> str | None:
@@ -163,6 +155,7 @@ def gate(
         candidate = Candidate(action, lever=policy.lever(action.id))
         candidate.reason = (
             consent_reason(action, verdicts)
+            or (CONTROL_GROUP if variant == CONTROL and action.kind == "offer" else None)
             or eligibility_reason(action, values)
             or contact_reason(action, contact, policy)
         )

@@ -24,9 +24,10 @@ from nba.catalogue import Catalogue, default_catalogue
 from nba.errors import NbaError
 from nba.settings import Settings, get_settings
 from serving import decision, explain
-from serving.audit import AuditLog
+from serving.audit import AuditLog, GroupCommitter
 from serving.consent import ConsentStore, check
 from serving.db import open_engine
+from serving.experiment import Experiment
 from serving.feedback import FeedbackStore
 from serving.keys import KeyStore
 from serving.models import ModelSet, ModelsUnavailableError, feature_vector, load_models
@@ -84,8 +85,6 @@ def policy_from(settings: Settings) -> decision.Policy:
         max_offers_per_30d=settings.max_offers_per_30d,
         dismiss_cooldown_days=settings.dismiss_cooldown_days,
         levers=dict(settings.levers),
-        challenger_share=settings.challenger_share,
-        salt=settings.variant_salt,
     )
 
 
@@ -127,8 +126,10 @@ class Runtime:
         self.profiles = OnlineStore.from_url(self.settings.database_url)
         self.consent = ConsentStore(self.engine)
         self.audit = AuditLog(self.engine)
+        self.audit_writer = GroupCommitter(self.audit)
         self.feedback = FeedbackStore(self.engine)
         self.keys = KeyStore(self.engine)
+        self.experiment = Experiment(self.engine, self.settings)
         self.offer_ids = {a.id for a in self.catalogue.actions if a.kind == "offer"}
         self._consent_cache = _ConsentCache(self.settings.consent_cache_seconds)
         self.models: ModelSet | None = None
@@ -228,13 +229,15 @@ class Runtime:
         contact = decision.ContactState.from_feedback(
             [decision.Feedback(*item) for item in recent], self.offer_ids, now, self.policy
         )
-        variant = decision.variant_for(member_id, self.policy)
+        split = self.experiment.current()
+        variant = split.variant(member_id)
         candidates = decision.gate(self.catalogue, values, verdicts, contact, models, variant, self.policy)
         vector = feature_vector(values)
         returned = decision.score_and_rank(candidates, vector, max_items)
         items = [self._item(c, vector, values, language) for c in returned]
         record = self._record(request_id, now, caller, member_id, channel, max_items, language, variant,
                               profile, verdicts, events, contact, candidates, items)  # fmt: skip
+        record["experiment"] = split.as_dict()
         if not returned and any(isinstance(v, _Unavailable) for v in verdicts.values()):
             self._append_audit(record, status=503)
             count(candidates, variant, "unavailable")
@@ -339,7 +342,7 @@ class Runtime:
     def _append_audit(self, record: dict[str, Any], status: int) -> None:
         record["status"] = status
         try:
-            self.audit.append(record)
+            self.audit_writer.append(record)
         except Exception as exc:
             log.error("audit append failed request_id=%s: %s", record["request_id"], type(exc).__name__)
             raise UnavailableError(

@@ -158,7 +158,7 @@ class ModelSet:
     _versions: dict[tuple[str, str], ScoringModel] = field(default_factory=dict, repr=False)
 
     def for_variant(self, action_id: str, variant: str) -> ScoringModel | None:
-        if variant == CHALLENGER and action_id in self.challenger:
+        if variant == CHALLENGER and action_id in self.challenger:  # control: the champions
             return self.challenger[action_id]
         return self.champion.get(action_id)
 

@@ -99,7 +99,9 @@ class RecommendResponse(BaseModel):
         description="Every other action with its reason; never shown to members."
     )
     model_versions: dict[str, str] = Field(description="Registered model version used per scored action.")
-    variant: Literal["champion", "challenger"] = Field(description="Which models served this member.")
+    variant: Literal["champion", "challenger", "control"] = Field(
+        description="The member's experiment group: which models served them; control gets no offers."
+    )
     notice: str = Field(description="That the suggestions are automated, and how to object.")
 
 
@@ -143,6 +145,22 @@ class FeedbackResponse(BaseModel):
 
 class ExplainRequest(Body):
     request_id: str = RequestId
+
+
+class ExperimentRequest(Body):
+    challenger_share: float = Field(
+        ge=0, le=1, description="Share of members served by the challenger models."
+    )
+    control_share: float = Field(ge=0, le=1, description="Share of members in the control group (no offers).")
+    salt: str = Field(
+        default="nba-variant", min_length=1, max_length=64, description="Salt of the member hash."
+    )
+
+
+class ExperimentResponse(BaseModel):
+    challenger_share: float
+    control_share: float
+    salt: str
 
 
 class ErrorDetail(BaseModel):

@@ -274,3 +274,39 @@ def test_verify_streams_a_million_records(engine: Engine) -> None:
         tracemalloc.stop()
     assert report.ok and report.checked == total and report.head_hash == prev
     assert peak < 64 * 2**20, f"verify peaked at {peak / 2**20:.0f} MiB"
+
+
+def test_group_commit_from_many_threads_keeps_one_valid_chain(engine: Engine) -> None:
+    from serving.audit import GroupCommitter
+
+    log = AuditLog(engine)
+    committer = GroupCommitter(log, max_batch=16)
+    entries: list[Any] = []
+
+    def worker(start: int) -> None:
+        for i in range(start, start + 25):
+            entries.append(committer.append(record(i)))
+
+    threads = [threading.Thread(target=worker, args=(k * 100,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(e.seq for e in entries) == list(range(1, 201))
+    assert {e.request_id for e in entries} == {
+        record(k * 100 + i)["request_id"] for k in range(8) for i in range(25)
+    }
+    report = log.verify()
+    assert report.ok and report.checked == 200
+
+
+def test_group_commit_refuses_only_the_bad_record(engine: Engine) -> None:
+    from serving.audit import GroupCommitter
+
+    log = AuditLog(engine)
+    committer = GroupCommitter(log)
+    committer.append(record(1))
+    with pytest.raises(InvalidField, match="request_id"):
+        committer.append(record(1))  # the same request id twice
+    assert committer.append(record(2)).seq == 2
+    assert log.verify().ok

@@ -9,8 +9,11 @@ import pytest
 
 from features import registry
 from nba.catalogue import default_catalogue
+from nba.errors import InvalidField
 from serving import decision, explain
 from serving.consent import Verdict
+from serving.experiment import Split
+from serving.models import ModelSet
 
 CATALOGUE = default_catalogue()
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
@@ -61,19 +64,37 @@ def test_contact_policy_counts_offers_shown_and_dismissals() -> None:
     assert decision.contact_reason(CATALOGUE["dental_checkup"], full, policy) is None
 
 
-def test_variant_is_sticky_and_follows_the_share() -> None:
-    half = decision.Policy(challenger_share=0.5, salt="s")
-    variants = [decision.variant_for(m, half) for m in range(4000)]
-    assert variants == [decision.variant_for(m, half) for m in range(4000)]
-    assert 0.45 < variants.count("challenger") / 4000 < 0.55
-    assert {decision.variant_for(m, decision.Policy()) for m in range(100)} == {"champion"}
-    assert {decision.variant_for(m, decision.Policy(challenger_share=1.0)) for m in range(100)} == {
-        "challenger"
-    }
-    other_salt = [
-        decision.variant_for(m, decision.Policy(challenger_share=0.5, salt="t")) for m in range(4000)
-    ]
-    assert other_salt != variants
+def test_variant_is_sticky_and_follows_the_split() -> None:
+    split = Split(challenger_share=0.3, control_share=0.2, salt="s")
+    variants = [split.variant(m) for m in range(5000)]
+    assert variants == [split.variant(m) for m in range(5000)]
+    assert 0.17 < variants.count("control") / 5000 < 0.23
+    assert 0.27 < variants.count("challenger") / 5000 < 0.33
+    assert {Split(0.0, 0.0, "s").variant(m) for m in range(100)} == {"champion"}
+    assert {Split(1.0, 0.0, "s").variant(m) for m in range(100)} == {"challenger"}
+    assert [Split(0.3, 0.2, "t").variant(m) for m in range(5000)] != variants
+    grown = Split(challenger_share=0.3, control_share=0.25, salt="s")
+    assert all(grown.variant(m) == "control" for m in range(5000) if variants[m] == "control")
+
+
+@pytest.mark.parametrize(
+    ("challenger", "control", "field"), [(0.5, 0.6, "control_share"), (-0.1, 0.0, "challenger_share")]
+)
+def test_split_refuses_impossible_shares(challenger: float, control: float, field: str) -> None:
+    with pytest.raises(InvalidField) as caught:
+        Split(challenger, control, "s")
+    assert caught.value.field == field
+
+
+def test_control_group_gets_no_offers() -> None:
+    values = {"age": 45, "holds_prevoyance": False, "months_since_dental": 20, "formula_level": 2}
+    state = decision.ContactState(frozenset(), 0)
+    models = ModelSet({}, {}, {})
+    for variant, offer_reason in (("control", "CONTROL_GROUP"), ("champion", decision.NO_MODEL)):
+        gated = {c.action.id: c.reason for c in decision.gate(CATALOGUE, values, verdicts(), state, models,
+                                                              variant, decision.Policy())}  # fmt: skip
+        assert gated["prevoyance"] == offer_reason
+        assert gated["dental_checkup"] == decision.NO_MODEL  # prevention is not held back
 
 
 def test_ranking_is_by_propensity_times_value_times_lever() -> None:

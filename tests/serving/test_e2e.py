@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -118,14 +119,21 @@ def test_consent_gate_end_to_end(server: str, served: Served) -> None:
 def test_health_data_offer_and_french_explanations_end_to_end(server: str, served: Served) -> None:
     from features import registry
     from features.store import OnlineStore
+    from serving.consent import ConsentStore, check
+    from serving.db import open_engine
 
     store = OnlineStore.from_url(served.database_url)
-    checked = 0
-    for member in some_members(served, 60)[40:60]:
+    registry_ = ConsentStore(open_engine(served.database_url))
+    now = dt.datetime.now(dt.UTC)
+    checked = without_health_consent = 0
+    for member in some_members(served, 100)[40:100]:
         for purpose in ("prevention", "offers"):
             consent(server, served, member, purpose, "granted")
+        events = registry_.events(member)
         body = recommend(server, served, member)
-        assert "health_formula_upgrade" not in {i["action_id"] for i in body["items"]}
+        if not check(events, "offers_health_data", "app", now, adult=True, vulnerable=False).allowed:
+            without_health_consent += 1
+            assert "health_formula_upgrade" not in {i["action_id"] for i in body["items"]}
         profile = store.get(member)
         assert profile is not None
         for item in body["items"]:
@@ -136,7 +144,7 @@ def test_health_data_offer_and_french_explanations_end_to_end(server: str, serve
                 assert registry.BY_NAME[factor["feature"]].sentence(factor["value"], "fr") in text_fr
                 checked += 1
     store.close()
-    assert checked > 0
+    assert checked > 0 and without_health_consent > 10
 
 
 def test_roles_audit_chain_and_replay(server: str, served: Served) -> None:

@@ -22,7 +22,9 @@ NOTICE = "2025-09"
 
 @pytest.fixture(scope="module")
 def runtime(served: Served) -> Iterator[Runtime]:
-    settings = Settings(database_url=served.database_url, mlflow_tracking_uri=served.tracking_uri)
+    settings = Settings(
+        database_url=served.database_url, mlflow_tracking_uri=served.tracking_uri, control_share=0.0
+    )
     STATE.start(lambda: Runtime(settings))
     assert STATE.runtime is not None, STATE.error
     yield STATE.runtime
@@ -297,3 +299,33 @@ def test_without_models_the_service_is_not_ready_and_refuses(served: Served, tmp
     assert any(p.startswith("models:") for p in state.problems())
     with pytest.raises(Exception, match="no models loaded"):
         state.runtime.recommend(1, "app", 3, "fr", Caller("k", "app"))
+
+
+def test_experiment_split_changes_without_restart(
+    client: TestClient, served: Served, runtime: Runtime
+) -> None:
+    member = members(runtime, 1, age=44)[0]
+    grant_all(client, served, member)
+    split = {"challenger_share": 0.0, "control_share": 1.0, "salt": "test"}
+    assert client.post("/experiment", json=split, headers=auth(served)).status_code == 403
+    changed = client.post("/experiment", json=split, headers=auth(served, "admin"))
+    assert changed.status_code == 201, changed.text
+    try:
+        body = recommend(client, served, member)
+        assert body["variant"] == "control"
+        assert all(i["kind"] == "prevention" for i in body["items"])
+        reasons = {s["action_id"]: s["reason"] for s in body["suppressed"]}
+        assert {reasons[a] for a in ("home_insurance", "auto_insurance")} <= {
+            "CONTROL_GROUP",
+            "NO_OTHER_OFFERS",
+        }
+        record = runtime.audit.get(body["request_id"])
+        assert record is not None and record["variant"] == "control" and record["experiment"] == split
+        bad = client.post(
+            "/experiment", json=split | {"challenger_share": 0.5}, headers=auth(served, "admin")
+        )
+        assert bad.status_code == 422 and "control_share" in bad.text
+    finally:
+        reset = {"challenger_share": 0.0, "control_share": 0.0, "salt": "test"}
+        assert client.post("/experiment", json=reset, headers=auth(served, "admin")).status_code == 201
+    assert recommend(client, served, member)["variant"] == "champion"
