@@ -124,13 +124,13 @@ def test_health_data_offer_and_french_explanations_end_to_end(server: str, serve
 
     store = OnlineStore.from_url(served.database_url)
     registry_ = ConsentStore(open_engine(served.database_url))
-    now = dt.datetime.now(dt.UTC)
     checked = without_health_consent = 0
     for member in some_members(served, 100)[40:100]:
         for purpose in ("prevention", "offers"):
             consent(server, served, member, purpose, "granted")
         events = registry_.events(member)
         body = recommend(server, served, member)
+        now = dt.datetime.now(dt.UTC)  # after the grants above took effect, as for the service
         if not check(events, "offers_health_data", "app", now, adult=True, vulnerable=False).allowed:
             without_health_consent += 1
             assert "health_formula_upgrade" not in {i["action_id"] for i in body["items"]}
