@@ -35,7 +35,8 @@ GOAL_RATIO, GOAL_P99_MS, GOAL_P50_MS = 0.7, 50.0, 10.0
 
 
 def publish(data: Path, home: Path, months: int) -> tuple[dict[str, str], dict[str, str]]:
-    """Train, promote and publish into ``home``; return the service's environment and keys."""
+    """Train, promote and publish into ``home``; return the service's environment and keys.
+    A ``home`` published before (it holds keys.json) is reused as it is."""
     from features.publish import publish_profiles
     from serving.consent import ConsentStore
     from serving.db import open_engine
@@ -47,6 +48,9 @@ def publish(data: Path, home: Path, months: int) -> tuple[dict[str, str], dict[s
         "NBA_DATABASE_URL": f"sqlite:///{home}/nba.db",
         "NBA_MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
     }
+    if (home / "keys.json").exists():
+        print(f"reusing the world published in {home}", flush=True)
+        return env, json.loads((home / "keys.json").read_text())
     started = time.perf_counter()
     result = train_all(data, experiment="bench", tracking_uri=env["NBA_MLFLOW_TRACKING_URI"],
                        artifact_root=home / "mlruns", months=months)  # fmt: skip
@@ -56,6 +60,7 @@ def publish(data: Path, home: Path, months: int) -> tuple[dict[str, str], dict[s
     engine = open_engine(env["NBA_DATABASE_URL"])
     ConsentStore(engine).import_world(data)
     keys = {role: KeyStore(engine).create(role) for role in ("app", "compliance")}
+    (home / "keys.json").write_text(json.dumps(keys))
     print(f"published {data.name} into {home} in {time.perf_counter() - started:.0f} s", flush=True)
     return env, keys
 
@@ -71,7 +76,16 @@ def member_ids(env: dict[str, str], n: int = 5000) -> list[int]:
     return ids[:n]
 
 
-def floor(env: dict[str, str], members: list[int], repeat: int = 2000) -> dict[str, float]:
+def floor(env: dict[str, str], members_file: Path) -> dict[str, float]:
+    """The floor, measured in a child process with one OpenMP thread, as the service runs."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.serving", "--floor-child", str(members_file)],
+        env=os.environ | env | {"OMP_NUM_THREADS": "1"}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def floor_child(env: dict[str, str], members: list[int], repeat: int = 2000) -> dict[str, float]:
     """Profile read + scoring of every candidate + explanation of the returned ones, one thread."""
     from features.store import OnlineStore
     from nba.catalogue import default_catalogue
@@ -166,8 +180,14 @@ def main() -> None:
     parser.add_argument("--levels", default="1,8,32")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--months", type=int, default=12, help="training months (see nba train)")
+    parser.add_argument("--home", type=Path, help="keep the published world here and reuse it next time")
     parser.add_argument("--load-child", nargs=4, metavar=("URL", "KEY", "MEMBERS", "CONCURRENCY"))
+    parser.add_argument("--floor-child", type=Path, metavar="MEMBERS")
     args = parser.parse_args()
+    if args.floor_child:
+        env = {k: os.environ[k] for k in ("NBA_DATABASE_URL", "NBA_MLFLOW_TRACKING_URI")}
+        print(json.dumps(floor_child(env, json.loads(args.floor_child.read_text()))))
+        return
     if args.load_child:
         url, key, members_file, concurrency = args.load_child
         load_child(url, key, Path(members_file), int(concurrency), args.seconds)
@@ -178,14 +198,15 @@ def main() -> None:
 
     data = world(args.members, args.world)
     with tempfile.TemporaryDirectory(prefix="nba-bench-serving-") as tmp:
-        home = Path(tmp)
+        home = args.home or Path(tmp)
+        home.mkdir(parents=True, exist_ok=True)
         env, keys = publish(data, home, args.months)
         members = member_ids(env)
-        reference = floor(env, members)
+        (home / "members.json").write_text(json.dumps(members))
+        reference = floor(env, home / "members.json")
         print(f"floor: {reference['floor_ms']:.2f} ms per request in process -> "
               f"{reference['floor_throughput']:.0f} requests/s on {reference['cores']} cores",
               flush=True)  # fmt: skip
-        (home / "members.json").write_text(json.dumps(members))
         port = free_port()
         process = serve(env, port, args.workers, home / "serve.log")
         levels = []

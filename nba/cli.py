@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nba.errors import NbaError
+from reports.cli import report_app
 
 if TYPE_CHECKING:
     from training.evaluate import Evaluation
@@ -511,6 +512,7 @@ consent_app = typer.Typer(help="The consent registry: append-only consent events
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(consent_app, name="consent")
+app.add_typer(report_app, name="report")
 
 
 @keys_app.command("create")

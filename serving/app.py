@@ -32,8 +32,12 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
     "/feedback": frozenset({"app"}),
     "/explain": frozenset({"compliance"}),
     "/experiment": frozenset({"admin"}),
+    "/reports/compliance": frozenset({"compliance"}),
+    "/reports/decision/": frozenset({"compliance"}),
+    "/reports/experiments": frozenset({"compliance", "admin"}),
 }
-"""Who may call what (ARCHITECTURE.md); any other path needs no key."""
+"""Who may call what (ARCHITECTURE.md); an entry ending in ``/`` covers the paths under it; any
+other path needs no key."""
 
 
 class State:
@@ -169,3 +173,12 @@ async def experiment(body: schemas.ExperimentRequest, request: Request) -> dict[
     split = Split(body.challenger_share, body.control_share, body.salt)
     await run_in_threadpool(runtime.experiment.set, split, who.key_id)
     return split.as_dict()
+
+
+def _include_pages() -> None:
+    from serving.pages import router
+
+    app.include_router(router)
+
+
+_include_pages()

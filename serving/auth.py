@@ -73,6 +73,17 @@ def declared_length(scope: Scope) -> int | None:
     return None
 
 
+def roles_for(path: str) -> frozenset[str] | None:
+    """The roles ROUTE_ROLES gives ``path``: its exact entry, else the longest entry ending in
+    ``/`` that starts it (``/reports/decision/`` covers ``/reports/decision/<request_id>``);
+    None: no key needed."""
+    roles = ROUTE_ROLES.get(path)
+    if roles is not None:
+        return roles
+    prefixes = [p for p in ROUTE_ROLES if p.endswith("/") and path.startswith(p)]
+    return ROUTE_ROLES[max(prefixes, key=len)] if prefixes else None
+
+
 class AuthMiddleware:
     """Role check and body limit for the routes of `serving.app.ROUTE_ROLES`."""
 
@@ -81,7 +92,7 @@ class AuthMiddleware:
         self.cache = _KeyCache()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        roles = ROUTE_ROLES.get(scope.get("path", "")) if scope["type"] == "http" else None
+        roles = roles_for(scope.get("path", "")) if scope["type"] == "http" else None
         if roles is None:
             await self.app(scope, receive, send)
             return
