@@ -96,7 +96,8 @@ def _train_one(
 ) -> ActionResult:
     parts = _split(frame, action.id)
     features = model_features(action)
-    with mlflow.start_run(nested=True, run_name=action.id) as run:
+    experiment_id = mlflow.active_run().info.experiment_id  # type: ignore[union-attr]
+    with mlflow.start_run(experiment_id=experiment_id, nested=True, run_name=action.id) as run:
         model = fit_action(parts["train"], parts["valid"], action, features, config)
         metrics = evaluate_model(model, parts["test"])
         mlflow.log_params({"action_id": action.id, "purpose": action.purpose,

@@ -28,6 +28,17 @@ def test_every_action_is_registered_as_challenger(
         assert version.tags["purpose"] == vocab.ACTION_PURPOSES[action_id]
 
 
+def test_child_runs_live_in_the_parent_runs_experiment(
+    trained: TrainResult, mlflow_home: tuple[str, Path]
+) -> None:
+    client = MlflowClient(tracking_uri=mlflow_home[0], registry_uri=mlflow_home[0])
+    parent = client.get_run(trained.parent_run_id)
+    for action in trained.actions:
+        child = client.get_run(action.run_id)
+        assert child.info.experiment_id == parent.info.experiment_id
+        assert child.data.tags["mlflow.parentRunId"] == trained.parent_run_id
+
+
 def test_offers_models_never_see_health_claims(trained: TrainResult, mlflow_home: tuple[str, Path]) -> None:
     client = MlflowClient(tracking_uri=mlflow_home[0], registry_uri=mlflow_home[0])
     for action_id in ("prevoyance", "home_insurance", "funeral_cover"):
