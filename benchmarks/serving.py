@@ -158,18 +158,6 @@ def load_child(url: str, key: str, members_file: Path, concurrency: int, seconds
     print(json.dumps(asyncio.run(drive(url, key, members, concurrency, seconds))))
 
 
-def serve(env: dict[str, str], port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
-    from nba.demo import wait_ready
-
-    nba = Path(sys.executable).with_name("nba")
-    with log.open("w") as out:
-        process = subprocess.Popen([str(nba), "serve", "--port", str(port), "--workers", str(workers)],
-                                   env=os.environ | env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # fmt: skip
-    wait_ready(f"http://127.0.0.1:{port}", process, log)
-    return process
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -192,9 +180,7 @@ def main() -> None:
         url, key, members_file, concurrency = args.load_child
         load_child(url, key, Path(members_file), int(concurrency), args.seconds)
         return
-    import signal
-
-    from nba.demo import free_port
+    from nba.demo import free_port, running_service
 
     data = world(args.members, args.world)
     with tempfile.TemporaryDirectory(prefix="nba-bench-serving-") as tmp:
@@ -208,9 +194,8 @@ def main() -> None:
               f"{reference['floor_throughput']:.0f} requests/s on {reference['cores']} cores",
               flush=True)  # fmt: skip
         port = free_port()
-        process = serve(env, port, args.workers, home / "serve.log")
         levels = []
-        try:
+        with running_service(port, home / "serve.log", env=env, workers=args.workers):
             for concurrency in (int(c) for c in args.levels.split(",")):
                 done = subprocess.run(
                     [sys.executable, "-m", "benchmarks.serving", "--seconds", str(args.seconds),
@@ -225,9 +210,6 @@ def main() -> None:
                       f"(x{level['ratio_to_floor']:.2f} of the floor), p50 {level['p50_ms']} ms, "
                       f"p95 {level['p95_ms']} ms, p99 {level['p99_ms']} ms, errors {level['errors'] or 0}",
                       flush=True)  # fmt: skip
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
     by = {lv["concurrency"]: lv for lv in levels}
     goals = {}
     if 8 in by:

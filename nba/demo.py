@@ -33,13 +33,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_service(port: int, log: Path, keep: bool = False) -> Iterator[str]:
+def running_service(
+    port: int, log: Path, keep: bool = False, env: dict[str, str] | None = None, workers: int = 1
+) -> Iterator[str]:
     """`nba serve` in a child process until the block ends (or forever with ``keep``)."""
     nba = Path(sys.executable).with_name("nba")
     log.parent.mkdir(parents=True, exist_ok=True)
+    command = [str(nba), "serve", "--port", str(port), "--workers", str(workers)]
     with log.open("w") as out:
-        process = subprocess.Popen([str(nba), "serve", "--port", str(port)], stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env=None if env is None else os.environ | env)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, process, log)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,43 +22,14 @@ BIN = Path(sys.executable).parent
 NOTICE = "2025-09"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
+    from nba.demo import free_port, running_service
+
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    env = os.environ | served.env | {"BENTOML_HOME": str(log.parent / "bentoml")}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(BIN / "nba"), "serve", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"nba serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"nba serve not ready after 120 s:\n{log.read_text()[-3000:]}")
+    env = served.env | {"BENTOML_HOME": str(log.parent / "bentoml")}
+    with running_service(free_port(), log, env=env) as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def post(url: str, path: str, key: str, body: dict[str, Any]) -> httpx.Response:
