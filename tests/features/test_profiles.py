@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import shutil
 from pathlib import Path
 
 import duckdb
+import ibis
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from features import build
 from features.build import build_profiles
+from features.moments import Sources
+from features.profiles import engagement
+from features.registry import CARE_LABELS
+from nba import vocab
 
 AS_OF = dt.date(2025, 3, 1)
 
@@ -128,12 +135,69 @@ def first_subscriber(world: Path) -> tuple[int, int]:
 
 
 def add_dental_claim(world: Path, member: int, beneficiary: int, day: dt.date) -> None:
+    add_claim(world, member, beneficiary, day, "'dental', 'checkup', 30.0, 21.0, 6.0, 3.0, false")
+
+
+def add_claim(world: Path, member: int, beneficiary: int, day: dt.date, line: str) -> None:
+    """One more claim line: ``line`` lists category, act, the four amounts and is_reversal."""
     rewrite(
         world,
         "claims",
         f"""select * from {{src}} union all select {member * 1_000_000 + 999_999}, {member}, {beneficiary},
-              DATE '{day}', DATE '{day}', 'dental', 'checkup', 30.0, 21.0, 6.0, 3.0, false""",
+              DATE '{day}', DATE '{day}', {line}""",
     )
+
+
+def test_sums_of_nothing_are_positive_zeros(baseline: pa.Table, small_world: Path, tmp_path: Path) -> None:
+    # amounts are summed as whole cents in doubles: a lone reversal of a zero line (-0.0 euros)
+    # must still give 0.0, the value an integer sum gives on every engine, not -0.0
+    world = copy_world(small_world, tmp_path)
+    member, subscriber = first_subscriber(world)
+    before = baseline.to_pandas().set_index("member_id")
+    cat = next(c for c in CARE_LABELS if before.loc[member, f"{c}_count_24m"] == 0)
+    line = f"'{cat}', '{vocab.CARE_ACTS[cat][0]}', {', '.join(['-0.0::double'] * 4)}, true"
+    add_claim(world, member, subscriber, AS_OF - dt.timedelta(days=1), line)
+    after = build_profiles(world, AS_OF).to_pandas().set_index("member_id")
+    assert after.loc[member, f"{cat}_count_3m"] == -1
+    for column in (f"{cat}_spend_3m", f"{cat}_out_of_pocket_3m", f"{cat}_spend_24m"):
+        assert after.loc[member, column] == 0.0
+        assert math.copysign(1.0, after.loc[member, column]) == 1.0
+
+
+def test_the_spark_plan_builds_the_same_profiles_on_duckdb(
+    baseline: pa.Table, small_world: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one aggregation rather than a join per care category, and the sort done on the Arrow table
+    monkeypatch.setitem(build.PLANS, "duckdb", build.PLANS["spark"])
+    assert build_profiles(small_world, AS_OF).equals(baseline)
+
+
+def test_exposure_windows_count_whole_days_between_utc_dates() -> None:
+    # a window of 91 days holds exposures on or after the UTC midnight 91 days before the as-of date
+    def at(day: dt.date, time: str) -> str:
+        return f"{day.isoformat()} {time}+00:00"
+
+    edge = AS_OF - dt.timedelta(days=91)
+    exposed = [at(edge, "00:00:00"), at(edge - dt.timedelta(days=1), "23:59:59"), at(AS_OF, "00:00:00")]
+    interactions = ibis.memtable(
+        {
+            "member_id": [1, 1, 1],
+            "action_id": ["eye_exam"] * 3,
+            "channel": ["app"] * 3,
+            "exposed_at": exposed,
+            "response": ["clicked", "clicked", "none"],
+            "responded_at": [at(AS_OF - dt.timedelta(days=1), "23:59:59"), at(AS_OF, "00:00:00"), None],
+        },
+        schema={"member_id": "int64", "action_id": "string", "channel": "string",
+                "exposed_at": "timestamp('UTC')", "response": "string", "responded_at": "timestamp('UTC')"},
+    )  # fmt: skip
+    src = Sources(members=None, beneficiaries=None, claims=None, holdings=None, interactions=interactions)
+    with build.connect("duckdb") as con:
+        row = con.to_pyarrow(engagement(src, AS_OF)).to_pylist()[0]
+    assert row["app_exposures_3m"] == 1  # the one at midnight 91 days before; the exposure on AS_OF is later
+    assert row["exposures_eye_exam_24m"] == 2
+    assert row["responses_eye_exam_24m"] == 1  # the other answer came on the as-of date
+    assert row["last_contact"] == edge
 
 
 def test_time_without_a_dental_visit_grows_with_the_as_of_date(small_world: Path) -> None:
