@@ -4,8 +4,10 @@ Baselines, on the same test rows (eligible members at the test as-of dates):
 - popularity: the action's positive rate in training (one score for everyone);
 - rules: the catalogue's "relevant when" rule, ties broken by popularity;
 - logistic regression on the same features as the model (imputed, standardised).
-The oracle is the generator's true 90-day propensity (ground_truth/, evaluation only).
-Across actions, MAP@3 and NDCG@3 rank each member's eligible actions by each scorer.
+The oracle is the generator's true probability of each label's event in the 90 days
+(ground_truth/, evaluation only; docs/synthetic-world.md). Per action, metrics are computed
+within each test as-of date and averaged over the dates. Across actions, MAP@3 and NDCG@3
+rank each member's eligible actions by each scorer.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from training.models import matrix
 from training.promote import registered_scores, version_by_alias
 
 SCORERS = ("model", "popularity", "rules", "logistic", "oracle")
+COUNTS = ("positives", "rows")
 
 
 @dataclass
@@ -100,6 +103,25 @@ def score_actions(
     return scores
 
 
+def metrics_by_date(y: np.ndarray, score: np.ndarray, dates: np.ndarray) -> dict[str, float]:
+    """Each metric within every as-of date, then averaged over the dates (counts are summed).
+
+    Members are only ever ranked against each other on one date, so pooling dates would
+    reward a scorer for knowing how the dates differ (the flu season, say) rather than for
+    ranking members."""
+    per_date = [binary_metrics(y[dates == d], score[dates == d]) for d in np.unique(dates)]
+    if not per_date:
+        return binary_metrics(y, score)
+    out = {}
+    for name in per_date[0]:
+        values = np.array([m[name] for m in per_date])
+        if name in COUNTS:
+            out[name] = float(values.sum())
+        else:
+            out[name] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+    return out
+
+
 def ranking_metrics(
     test: pd.DataFrame, scores: dict[str, np.ndarray], ids: tuple[str, ...], k: int = 3
 ) -> tuple[float, float, int]:
@@ -129,8 +151,9 @@ def evaluate(data: Path, tracking_uri: str, experiment: str = "nba", months: int
     for action in catalogue.actions:
         eligible = test[f"eligible_{action.id}"].to_numpy()
         y = test.loc[eligible, f"label_{action.id}"].to_numpy()
+        dates = test.loc[eligible, "as_of"].to_numpy()
         for scorer in SCORERS:
-            metrics = binary_metrics(y, scores[scorer][action.id][eligible])
+            metrics = metrics_by_date(y, scores[scorer][action.id][eligible], dates)
             rows.append({"action": action.id, "scorer": scorer, **metrics})
     per_action = pd.DataFrame(rows)
     ranked = [(s, *ranking_metrics(test, scores[s], catalogue.ids)) for s in SCORERS]

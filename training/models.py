@@ -1,8 +1,10 @@
 """One LightGBM binary model per action, with the features its purpose allows.
 
-Trees are kept shallow (at most 15 leaves, depth 5): exact TreeSHAP costs grow with depth
-and leaves, and serving explains every returned item with ``pred_contrib``; on these
-profiles deeper trees gained nothing on validation.
+Trees are kept shallow (at most 7 leaves, depth 5): exact TreeSHAP costs grow with depth
+and leaves, and serving explains every returned item with ``pred_contrib``. Many small,
+strongly regularised trees (at least 200 rows a leaf, L2 10, 60% of the features a tree,
+learning rate 0.03) learn rare labels from a few hundred positives better than fewer larger
+ones: on the 20,000-member world they came closer to the oracle for almost every action.
 """
 
 from __future__ import annotations
@@ -23,17 +25,18 @@ from training.metrics import binary_metrics
 
 @dataclass(frozen=True)
 class ModelConfig:
-    num_leaves: int = 15
+    num_leaves: int = 7
     max_depth: int = 5
-    learning_rate: float = 0.05
-    n_estimators: int = 400
-    early_stopping_rounds: int = 40
-    min_child_samples: int = 40
-    feature_fraction: float = 0.8
+    learning_rate: float = 0.03
+    n_estimators: int = 1500
+    early_stopping_rounds: int = 100
+    min_child_samples: int = 200
+    feature_fraction: float = 0.6
     bagging_fraction: float = 0.8
-    lambda_l2: float = 1.0
-    balance: str = "sqrt"
-    """Class imbalance: 'sqrt' weighs positives by sqrt(negatives/positives), 'none' does not."""
+    lambda_l2: float = 10.0
+    balance: str = "none"
+    """Class imbalance: 'sqrt' weighs positives by sqrt(negatives/positives), 'none' (the
+    default) does not: on rare offers, re-weighted positives overfit and rank worse."""
     seed: int = 0
 
     def params(self, scale_pos_weight: float) -> dict[str, Any]:
@@ -114,11 +117,16 @@ class FittedModel:
 def fit_action(
     train: pd.DataFrame, valid: pd.DataFrame, action: Action, features: list[str], config: ModelConfig
 ) -> FittedModel:
-    """Fit with early stopping on the validation split."""
+    """Fit with early stopping on the validation split.
+
+    The validation rows weigh positives as training does, so early stopping watches the loss
+    training minimises: unweighted, it would stop after a few trees, as soon as the re-weighted
+    scores drift above the unweighted rate."""
     y_train, y_valid = train[f"label_{action.id}"].to_numpy(), valid[f"label_{action.id}"].to_numpy()
     scale = positive_weight(y_train, config.balance)
     dtrain = lgb.Dataset(matrix(train, features), y_train, feature_name=features, free_raw_data=False)
-    dvalid = lgb.Dataset(matrix(valid, features), y_valid, reference=dtrain)
+    weight = np.where(y_valid == 1, scale, 1.0)
+    dvalid = lgb.Dataset(matrix(valid, features), y_valid, weight=weight, reference=dtrain)
     booster = lgb.train(
         config.params(scale),
         dtrain,

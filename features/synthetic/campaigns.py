@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from features.synthetic.simulate import Simulation
 
 TARGETED_SHARE = 0.08
+FLU_CAMPAIGN = (9, 10, 11, 12)
+"""Months the old rules proposed the flu vaccine."""
 RESPONSE = {r: i for i, r in enumerate(vocab.RESPONSES)}
 CHANNEL = {c: i for i, c in enumerate(vocab.INTERACTION_CHANNELS)}
 CHANNEL_WEIGHT = {"app": 3.0, "push": 2.0, "email": 2.0, "sms": 1.0, "phone": 0.5, "advisor": 0.5}
@@ -37,7 +39,7 @@ def rule_masks(sim: Simulation, active: np.ndarray, d0: int, month: int) -> tupl
     holds = b.holding[active] != NO_DAY
     since = {m: bh.months_since(d0, b.moment[m][active]) for m in b.moment}
     step = bh.prevention_step_start(age, b.birth[active, 0].astype(np.int64))
-    flu_time = month in (9, 10, 11, 12)
+    flu_time = month in FLU_CAMPAIGN
     e, r = {}, {}
     e["dental_checkup"], r["dental_checkup"] = age >= 18, gap["dental"] >= 12
     e["eye_exam"], r["eye_exam"] = age >= 40, gap["eye"] >= 24
@@ -54,7 +56,7 @@ def rule_masks(sim: Simulation, active: np.ndarray, d0: int, month: int) -> tupl
     e["hearing_check"], r["hearing_check"] = age >= 60, gap["hearing"] >= 36
     e["prevention_checkup"] = step != NO_DAY
     r["prevention_checkup"] = e["prevention_checkup"] & (b.last["prev_check"][active, 0] < step)
-    e["post_hospital_support"] = gap["hosp"] <= 1.0
+    e["post_hospital_support"] = bh.months_since(d0, bh.household_stay(b)[active]) <= 1.0
     r["post_hospital_support"] = e["post_hospital_support"]
     e["prevoyance"], r["prevoyance"] = age < 65, (since["birth"] <= 6) | (since["marriage"] <= 6)
     retired = b.status[active] == STATUS["retired"]
@@ -69,10 +71,10 @@ def rule_masks(sim: Simulation, active: np.ndarray, d0: int, month: int) -> tupl
     for j, product in enumerate(vocab.PRODUCTS):
         eligible[:, vocab.ACTION_IDS.index(product)] &= ~holds[:, j]
     relevant = np.stack([r[a] for a in vocab.ACTION_IDS], axis=1)
-    return eligible & _consented(sim, active, d0), relevant
+    return eligible & consented(sim, active, d0), relevant
 
 
-def _consented(sim: Simulation, active: np.ndarray, d0: int) -> np.ndarray:
+def consented(sim: Simulation, active: np.ndarray, d0: int) -> np.ndarray:
     c, b = sim.consent, sim.b
     prevention = c.allowed_prevention(d0)[active]
     offers = c.allowed_offers()[active] & ~b.vulnerable[active]
@@ -89,12 +91,9 @@ def run_campaigns(
     rng, n = sim.rng, sim.b.n
     month = int(sim.calendar.month_numbers[t])
     targeted = active[rng.random(active.size) < TARGETED_SHARE]
-    eligible, relevant = rule_masks(sim, targeted, d0, month)
-    score = np.where(eligible, 1.5 * relevant, -np.inf)
-    has = eligible.any(axis=1)
-    targeted, score = targeted[has], score[has]
-    p = np.exp(score - score.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
+    p = choice_probabilities(*rule_masks(sim, targeted, d0, month))
+    has = p.any(axis=1)
+    targeted, p = targeted[has], p[has]
     choice = (rng.random(targeted.size)[:, None] > np.cumsum(p, axis=1)).sum(axis=1)
     choice = np.minimum(choice, len(vocab.ACTION_IDS) - 1)
     prob = TARGETED_SHARE * p[np.arange(targeted.size), choice]
@@ -111,6 +110,18 @@ def run_campaigns(
         exposed[targeted[choice == j]] = True
         lift[a] = exposed
     return lift
+
+
+def choice_probabilities(eligible: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """The old rules' draw among a targeted member's eligible actions: a softmax over a crude
+    rule score, shape (k, 16); a row of zeros when no action is eligible."""
+    score = np.where(eligible, 1.5 * relevant, -np.inf)
+    has = eligible.any(axis=1)
+    p = np.zeros(score.shape)
+    top = score[has].max(axis=1, keepdims=True)
+    p[has] = np.exp(score[has] - top)
+    p[has] /= p[has].sum(axis=1, keepdims=True)
+    return p
 
 
 def choose_channels(sim: Simulation, idx: np.ndarray, action: np.ndarray, day: np.ndarray) -> np.ndarray:

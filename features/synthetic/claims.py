@@ -22,6 +22,16 @@ MUTUELLE_SHARE = np.array(
      for c in vocab.CARE_CATEGORIES]
 )  # fmt: skip
 
+FOLLOW_UP_DAYS = {"care": (7, 30), "prosthesis": (30, 90), "optical": (5, 40), "hearing_aid": (20, 60)}
+"""Days after the act within which a follow-up line falls (uniformly, upper bound excluded)."""
+FOLLOW_UPS: dict[str, tuple[tuple[float, tuple[int, int]], ...]] = {
+    "dental_checkup": ((cal.DENTAL_CARE[0], FOLLOW_UP_DAYS["care"]),
+                       (cal.DENTAL_PROSTHESIS[0], FOLLOW_UP_DAYS["prosthesis"])),
+    "eye_exam": ((cal.OPTICAL_AFTER_EXAM[0], FOLLOW_UP_DAYS["optical"]),),
+    "hearing_check": ((cal.HEARING_AID_AFTER_TEST[0], FOLLOW_UP_DAYS["hearing_aid"]),),
+}  # fmt: skip
+"""Per prevention action: (probability, days) of each line that may follow it."""
+
 CHRONIC_EXPECTED = cal.population_mean(cal.CHRONIC_PREVALENCE_KNOTS) * 12 * cal.CHRONIC_MONTHLY_COST
 EYE_EXAMS_EXPECTED = 0.28  # ophthalmologist visits per person-year, counted in 'specialist'
 
@@ -172,8 +182,9 @@ class ClaimBook:
         later = lambda lo, hi: (day + rng.integers(lo, hi, k)).astype(np.int32)  # noqa: E731
         if action == "dental_checkup":
             self.emit(idx, slot, day, "dental", "checkup", lognormal(rng, cal.DENTAL_CHECKUP_COST, 0.2, k))
-            self._follow_up(idx, slot, later(7, 30), "dental", "care", *cal.DENTAL_CARE)
-            self._follow_up(idx, slot, later(30, 90), "dental", "prosthesis", *cal.DENTAL_PROSTHESIS)
+            self._follow_up(idx, slot, later(*FOLLOW_UP_DAYS["care"]), "dental", "care", *cal.DENTAL_CARE)
+            self._follow_up(idx, slot, later(*FOLLOW_UP_DAYS["prosthesis"]), "dental", "prosthesis",
+                            *cal.DENTAL_PROSTHESIS)  # fmt: skip
             b.last["dental_prev"][idx, slot] = b.last["dental"][idx, slot]
             b.last["dental"][idx, slot] = day
         elif action == "eye_exam":
@@ -188,7 +199,7 @@ class ClaimBook:
             glasses = np.where(rng.random(k) < 0.8, ACT["glasses"], ACT["lenses"])
             p, mean = cal.OPTICAL_AFTER_EXAM
             go = rng.random(k) < p
-            self.emit(idx[go], slot[go], later(5, 40)[go], "optical", glasses[go],
+            self.emit(idx[go], slot[go], later(*FOLLOW_UP_DAYS["optical"])[go], "optical", glasses[go],
                       lognormal(rng, mean, 0.5, int(go.sum())))  # fmt: skip
             b.last["eye"][idx, slot] = day
         elif action in SCREENING:
@@ -212,7 +223,7 @@ class ClaimBook:
                 "hearing_test",
                 lognormal(rng, cal.HEARING_TEST_COST, 0.2, k),
             )
-            self._follow_up(idx, slot, later(20, 60), "hearing", "hearing_aid",
+            self._follow_up(idx, slot, later(*FOLLOW_UP_DAYS["hearing_aid"]), "hearing", "hearing_aid",
                             *cal.HEARING_AID_AFTER_TEST, sigma=0.3)  # fmt: skip
             b.last["hearing"][idx, slot] = day
         elif action == "prevention_checkup":

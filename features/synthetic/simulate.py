@@ -6,6 +6,7 @@ import numpy as np
 
 from features.synthetic import behaviour as bh
 from features.synthetic import calibration as cal
+from features.synthetic import life
 from features.synthetic.claims import ClaimBook
 from features.synthetic.consent import ConsentBook
 from features.synthetic.records import NO_DAY, Rows
@@ -107,6 +108,7 @@ class Simulation:
 
     def step(self, t: int, d0: int, d1: int) -> None:
         b = self.b
+        self.record_truth(t, d0)
         # memberships that end this month end first, so nothing later in the month (a spouse's
         # death, a birth, a move) is dated after the membership it belongs to
         self.terminations(b.active(d0) & (b.end == NO_DAY), d0, d1)
@@ -130,7 +132,7 @@ class Simulation:
 
     def deaths(self, active: np.ndarray, d0: int, d1: int) -> None:
         b, rng = self.b, self.rng
-        q = 1.0 - (1.0 - cal.annual_mortality(b.age(d0)[active, :2])) ** (1 / 12)
+        q = life.death_rate(b.age(d0)[active, :2])
         dies = (rng.random(q.shape) < q) & b.exists[active, :2]
         day = self.day_in(active.size, d0, d1)
         spouse = active[dies[:, 1] & ~dies[:, 0]]
@@ -156,21 +158,14 @@ class Simulation:
             self.close_holdings(idx, j, b.end[idx])
 
     def terminations(self, mask: np.ndarray, d0: int, d1: int) -> None:
-        age = self.b.age(d0)[:, 0]
-        rate = np.where(age > 75, 0.01, 0.03) / 12
+        rate = life.termination_rate(self.b.age(d0)[:, 0])
         leave = np.flatnonzero(mask & (self.rng.random(mask.size) < rate))
         self.end_membership(leave, self.day_in(leave.size, d0, d1), reason="termination")
 
     def births(self, active: np.ndarray, d0: int, d1: int) -> None:
         b, rng = self.b, self.rng
-        age = b.age(d0)[active, :2]
         women = (b.sex[active, :2] == 0) & b.exists[active, :2]
-        couple = b.exists[active, SPOUSE]
-        kids = b.exists[active, 2:].sum(axis=1)
-        rate = np.interp(age, cal.FERTILITY_AGE_KNOTS, cal.FERTILITY_PER_YEAR) / 12
-        rate *= (
-            np.where(couple, 1.0, 0.2)[:, None] * np.select([kids < 2, kids == 2], [1.0, 0.45], 0.2)[:, None]
-        )
+        rate = life.birth_rates(b, active, d0)
         mother = women & (rng.random(rate.shape) < rate)
         has = mother.any(axis=1)
         free = ~b.exists[active, 2:]
@@ -192,32 +187,29 @@ class Simulation:
         b, rng = self.b, self.rng
         age = b.age(d0)[active, 0]
         single = ~b.exists[active, SPOUSE]
-        form = single & (age > 20) & (age < 65) & (rng.random(active.size) < 0.055 / 12)
+        form = single & (rng.random(active.size) < life.forming_couple(age, single))
         idx = active[form]
         day = self.day_in(idx.size, d0, d1)
         spouse_age = np.maximum(age[form] + rng.normal(0, 3.5, idx.size), 18.5)
         sex = np.where(rng.random(idx.size) < 0.96, 1 - b.sex[idx, 0], b.sex[idx, 0]).astype(np.int8)
         b.add_people(idx, np.full(idx.size, SPOUSE), (day - spouse_age * YEAR).astype(np.int32), sex,
                      day)  # fmt: skip
-        marry_now = rng.random(idx.size) < 0.3
+        marry_now = rng.random(idx.size) < life.MARRY_WHEN_FORMING
         self.marry(idx[marry_now], day[marry_now])
-        moving = rng.random(idx.size) < 0.5
+        moving = rng.random(idx.size) < life.MOVE_WHEN_FORMING
         self.move(idx[moving], day[moving])
-        cohab = b.exists[active, SPOUSE] & ~np.isin(
-            b.marital[active], [MARITAL["married"], MARITAL["pacsed"]]
-        )
-        weds = active[cohab & ~form & (rng.random(active.size) < 0.06 / 12)]
+        couple = b.exists[active, SPOUSE]
+        weds = active[~form & (rng.random(active.size) < life.wedding(couple, b.marital[active]))]
         self.marry(weds, self.day_in(weds.size, d0, d1))
-        formal = np.isin(b.marital[active], [MARITAL["married"], MARITAL["pacsed"]])
-        rate = np.where(formal, 0.014, 0.03) / 12
-        split = b.exists[active, SPOUSE] & ~form & (rng.random(active.size) < rate)
+        formal = life.formal(b.marital[active])
+        split = ~form & (rng.random(active.size) < life.separating(couple, b.marital[active]))
         idx, day = active[split], self.day_in(int(split.sum()), d0, d1)
         self.event(idx, 0, "separation", day)
         b.end_people(idx, np.full(idx.size, SPOUSE), day, END_REASON["separation"])
         b.moment["separation"][idx] = day
         was_formal = formal[split]
         self.change(idx[was_formal], day[was_formal], "marital", np.int8(MARITAL["separated"]))
-        moving = rng.random(idx.size) < 0.6
+        moving = rng.random(idx.size) < life.MOVE_WHEN_SEPARATING
         self.move(idx[moving], day[moving])
 
     def marry(self, idx: np.ndarray, day: np.ndarray) -> None:
@@ -246,7 +238,7 @@ class Simulation:
         b.end_people(idx, slot, day, END_REASON["left_contract"])
 
     def moves(self, active: np.ndarray, d0: int, d1: int) -> None:
-        rate = cal.age_curve(cal.MOVE_RATE_KNOTS, self.b.age(d0)[active, 0]) / 12
+        rate = life.move_rate(self.b.age(d0)[active, 0])
         idx = active[self.rng.random(active.size) < rate]
         self.move(idx, self.day_in(idx.size, d0, d1))
 
@@ -310,7 +302,7 @@ class Simulation:
             cal.AGE_PROFILE["hospital"]
         )
         chronic = b.last["chronic"][active] != NO_DAY
-        rate = cal.HOSPITAL_STAYS_PER_YEAR / 12 * profile * np.where(chronic, 1.5, 0.87)
+        rate = life.hospital_rate(age, chronic)
         rows, cols = np.nonzero(covered & (rng.random(rate.shape) < rate))
         idx, slot = active[rows], cols
         day = self.day_in(idx.size, d0, d1)
@@ -333,38 +325,20 @@ class Simulation:
         prev = bh.prevention_hazards(b, d0, month)
         oop12 = self.oop.sum(axis=1)
         offers = bh.offer_hazards(b, d0, oop12)
-        self.record_truth(t, active, d0, prev, offers)
         lift = run_campaigns(self, t, active, d0, d1, prev, offers)
         self.prevention_outcomes(active, d0, d1, prev, lift)
         self.offer_outcomes(active, d0, d1, offers, lift)
         close_campaigns(self, t)
 
-    def record_truth(
-        self, t: int, active: np.ndarray, d0: int, prev: dict[str, np.ndarray],
-        offers: dict[str, np.ndarray],
-    ) -> None:  # fmt: skip
-        cols: dict[str, np.ndarray] = {}
-        month = int(self.calendar.month_numbers[t])
-        for a in vocab.PREVENTION_ACTIONS:
-            if a == "flu_vaccination":
-                months = [self._flu_ahead(active, d0, month, k) for k in range(3)]
-            else:
-                months = [prev[a][active, 0]] * 3
-            cols[a] = bh.ninety_day(months)
-        for a in vocab.OFFER_ACTIONS:
-            h = offers[a][active]
-            cols[a] = bh.ninety_day([h, h, h])
-        self.truth.add(
-            member=active, month=np.full(active.size, self.calendar.month_starts[t]),
-            **{a: cols[a].astype(np.float32) for a in vocab.ACTION_IDS},
-        )  # fmt: skip
+    def record_truth(self, t: int, d0: int) -> None:
+        """The ground truth of the month, from what is known on its first day (``truth``)."""
+        from features.synthetic.truth import ninety_day_truth
 
-    def _flu_ahead(self, active: np.ndarray, d0: int, month: int, k: int) -> np.ndarray:
-        m = (month + k - 1) % 12 + 1
-        b = self.b
-        day = d0 + int(k * bh.MONTH)
-        chronic = b.last["chronic"] != NO_DAY
-        return bh.flu_hazard(b, day, m, b.age(day), b.diligence, chronic)[active, 0]
+        idx, p = ninety_day_truth(self, d0)
+        self.truth.add(
+            member=idx, month=np.full(idx.size, self.calendar.month_starts[t]),
+            **{a: p[a].astype(np.float32) for a in vocab.ACTION_IDS},
+        )  # fmt: skip
 
     def prevention_outcomes(
         self, active: np.ndarray, d0: int, d1: int, prev: dict[str, np.ndarray],

@@ -231,7 +231,7 @@ class Block:
             np.maximum(self.join, start - (rng.random(n) * 6 * YEAR).astype(int)),
             NO_DAY,
         ).astype(np.int32)
-        self.responsive = rng.normal(0.0, 0.35, n)
+        self.responsive = rng.normal(0.0, 0.1, n)
         moments = ("birth", "marriage", "separation", "move", "child18", "spouse_death")
         self.moment = {m: np.full(n, NO_DAY, dtype=np.int32) for m in moments}
         self.holding = np.full((n, len(vocab.PRODUCTS)), NO_DAY, dtype=np.int32)

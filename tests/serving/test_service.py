@@ -145,10 +145,13 @@ def test_no_other_offers_stops_every_offer(client: TestClient, served: Served, r
 def test_withdrawal_takes_effect_on_the_next_request(
     client: TestClient, served: Served, runtime: Runtime
 ) -> None:
-    member = members(runtime, 1, age=55)[0]
-    grant_all(client, served, member)
-    before = recommend(client, served, member)
-    assert any(i["kind"] == "prevention" for i in before["items"]), before
+    # a member who is shown a prevention action while consent stands
+    for member in members(runtime, 10, age=55):
+        grant_all(client, served, member)
+        if any(i["kind"] == "prevention" for i in recommend(client, served, member)["items"]):
+            break
+    else:
+        pytest.fail("none of ten members aged 55 was shown a prevention action")
     consent(client, served, member, "prevention", "withdrawn")
     after = recommend(client, served, member)
     assert all(i["purpose"] != "prevention" for i in after["items"])

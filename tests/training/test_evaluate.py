@@ -50,3 +50,15 @@ def test_evaluate_compares_every_scorer(trained, small_world: Path, mlflow_home)
     assert result.ranking["map_3"].between(0, 1).all()
     oracle = result.per_action[result.per_action["scorer"] == "oracle"]
     assert oracle["roc_auc"].dropna().gt(0.5).mean() > 0.8  # the truth ranks better than chance
+
+
+def test_metrics_are_computed_within_each_as_of_date() -> None:
+    from training.evaluate import metrics_by_date
+
+    y = np.array([1, 0, 1, 0])
+    score = np.array([0.9, 0.8, 0.2, 0.1])  # a perfect ranking on each date, not across them
+    dates = np.array(["2025-08-01", "2025-08-01", "2025-09-01", "2025-09-01"])
+    assert binary_metrics(y, score)["roc_auc"] == pytest.approx(0.75)
+    metrics = metrics_by_date(y, score, dates)
+    assert metrics["roc_auc"] == pytest.approx(1.0)
+    assert metrics["positives"] == 2 and metrics["rows"] == 4
