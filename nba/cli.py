@@ -173,17 +173,23 @@ def train(
     data: Annotated[Path, typer.Option("--data", help="Folder holding the source tables.")],
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "nba",
     months: Annotated[int, typer.Option(help="Monthly as-of dates of history to learn from.")] = 18,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML file of model hyper-parameters (training/config.py)."),
+    ] = None,
 ) -> None:
     """Train every action's model, log it to MLflow and register it as challenger."""
+    from training.config import load_model_config
     from training.pipeline import train_all
 
     if months < 6:
         raise fail(f"--months must be at least 6 (training, validation and test dates); got {months}")
     try:
+        model_config = load_model_config(config) if config is not None else None
         with console.status("building training sets and training") as status:
             result = train_all(
                 data, experiment=experiment, tracking_uri=_tracking_uri(), months=months,
-                on_action=lambda a: status.update(f"training {a}"),
+                config=model_config, on_action=lambda a: status.update(f"training {a}"),
             )  # fmt: skip
     except NbaError as exc:
         raise fail(str(exc)) from None
