@@ -411,6 +411,53 @@ def serve(
 
 
 @app.command()
+def simulate(
+    days: Annotated[int, typer.Option("--days", help="Days of app traffic to simulate.")],
+    requests_per_day: Annotated[
+        int, typer.Option("--requests-per-day", help="Members who open the app each day.")
+    ],
+    seed: Annotated[int, typer.Option(help="Random seed: who comes, and what they do.")] = 0,
+    data: Annotated[
+        Path, typer.Option("--data", help="The world the service was published from (its ground truth).")
+    ] = Path("out/demo-world"),
+    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:3000",
+    key: Annotated[
+        str, typer.Option(envvar="NBA_API_KEY", help="An API key with the app role.", show_default=False)
+    ] = "",
+    concurrency: Annotated[int, typer.Option(help="Members served at once.")] = 8,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the summary as JSON here.")] = None,
+) -> None:
+    """Drive the running service with app traffic; members respond by the world's ground truth."""
+    from nba.simulate import COUNTED, write_summary
+    from nba.simulate import simulate as run_simulation
+
+    try:
+        with console.status("simulating day 1") as status:
+            result = run_simulation(
+                url, key, data, days, requests_per_day, seed=seed, concurrency=concurrency,
+                on_day=lambda d: status.update(f"simulated {d} of {days} days"),
+            )  # fmt: skip
+        if out is not None:
+            write_summary(result, out)
+    except NbaError as exc:
+        raise fail(str(exc)) from None
+    table = Table(title=f"nba simulate: {days} days x {requests_per_day:,} members (seed {seed})")
+    table.add_column("variant")
+    for col in (*COUNTED, "accepted/shown"):
+        table.add_column(col, justify="right")
+    for variant, c in sorted(result.by_variant.items()):
+        rate = c["accepted"] / c["shown"] if c["shown"] else 0.0
+        table.add_row(variant, *(f"{c[k]:,}" for k in COUNTED), f"{rate:.1%}")
+    console.print(table)
+    if result.unanswered:
+        console.print(
+            f"unanswered: {dict(result.unanswered)} (404: member unknown, 503: no decision possible)"
+        )
+    console.print(f"responses drawn from the ground truth of {result.truth_month}; "
+                  "compare the variants with `nba report experiments`")  # fmt: skip
+
+
+@app.command()
 def replay(
     request_id: Annotated[str, typer.Argument(help="The request_id of a logged decision.")],
 ) -> None:
