@@ -2,11 +2,13 @@
 
 Publishes a world (profiles, consent, champion models, keys) into a scratch folder, starts
 `nba serve`, and drives `/recommend` from a separate process (asyncio + aiohttp) at
-concurrency 1, 8 and 32 for ``--seconds`` each: throughput, p50, p95, p99, errors. In the
-same run it measures the floor: one request's profile read, scoring of every candidate action
-and explanation of the returned ones, single-threaded, in process; floor throughput = cores /
-floor time. Goals (issue 5, 2 cores): at concurrency 8 throughput >= 0.7 x floor throughput,
-p99 <= 50 ms, no errors; at concurrency 1 p50 <= 10 ms.
+concurrency 1, 8 and 32 for ``--seconds`` each: throughput, p50, p95, p99, errors, and the
+service's CPU time per request (all its processes) beside the machine's load average, since
+on a shared machine throughput alone says little. In the same run it measures the floor: one
+request's profile read, scoring of every candidate action and explanation of the returned
+ones, single-threaded, in process; floor throughput = cores / floor time. Goals (issue 5,
+2 cores): at concurrency 8 throughput >= 0.7 x floor throughput, p99 <= 50 ms, no errors; at
+concurrency 1 p50 <= 10 ms.
 
     .venv/bin/python -m benchmarks.serving                       # 20,000 members, 30 s per level
     .venv/bin/python -m benchmarks.serving --seconds 10 --workers 2
@@ -153,6 +155,28 @@ async def drive(url: str, key: str, members: list[int], concurrency: int, second
             "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "errors": errors}  # fmt: skip
 
 
+def service_processes(port: int) -> list[Any]:
+    """The `bentoml serve` process listening on ``port`` and its workers."""
+    import psutil
+
+    for process in psutil.process_iter(["cmdline"]):
+        line = " ".join(process.info["cmdline"] or [])
+        if "serving.service:NextBestAction" in line and f"--port {port}" in line:
+            return [process, *process.children(recursive=True)]
+    return []
+
+
+def cpu_seconds(processes: list[Any]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except Exception:  # a worker that exited (psutil.NoSuchProcess) counts no more
+            continue
+        total += times.user + times.system
+    return total
+
+
 def load_child(url: str, key: str, members_file: Path, concurrency: int, seconds: float) -> None:
     members = json.loads(members_file.read_text())
     print(json.dumps(asyncio.run(drive(url, key, members, concurrency, seconds))))
@@ -190,13 +214,16 @@ def main() -> None:
         members = member_ids(env)
         (home / "members.json").write_text(json.dumps(members))
         reference = floor(env, home / "members.json")
+        reference["load_average_1m"] = round(os.getloadavg()[0], 2)
         print(f"floor: {reference['floor_ms']:.2f} ms per request in process -> "
               f"{reference['floor_throughput']:.0f} requests/s on {reference['cores']} cores",
               flush=True)  # fmt: skip
         port = free_port()
         levels = []
         with running_service(port, home / "serve.log", env=env, workers=args.workers):
+            processes = service_processes(port)
             for concurrency in (int(c) for c in args.levels.split(",")):
+                cpu_before = cpu_seconds(processes)
                 done = subprocess.run(
                     [sys.executable, "-m", "benchmarks.serving", "--seconds", str(args.seconds),
                      "--load-child", f"http://127.0.0.1:{port}", keys["app"], str(home / "members.json"),
@@ -205,10 +232,16 @@ def main() -> None:
                 )  # fmt: skip
                 level = json.loads(done.stdout.strip().splitlines()[-1])
                 level["ratio_to_floor"] = round(level["throughput"] / reference["floor_throughput"], 3)
+                served = level["requests"] + sum(level["errors"].values())
+                used = cpu_seconds(processes) - cpu_before
+                level["service_cpu_ms_per_request"] = round(1000 * used / served, 3) if served else None
+                level["load_average_1m"] = round(os.getloadavg()[0], 2)
                 levels.append(level)
                 print(f"concurrency {concurrency:>2}: {level['throughput']:7.1f} req/s "
                       f"(x{level['ratio_to_floor']:.2f} of the floor), p50 {level['p50_ms']} ms, "
-                      f"p95 {level['p95_ms']} ms, p99 {level['p99_ms']} ms, errors {level['errors'] or 0}",
+                      f"p95 {level['p95_ms']} ms, p99 {level['p99_ms']} ms, errors {level['errors'] or 0}; "
+                      f"service CPU {level['service_cpu_ms_per_request']} ms per request, "
+                      f"load average {level['load_average_1m']}",
                       flush=True)  # fmt: skip
     by = {lv["concurrency"]: lv for lv in levels}
     goals = {}

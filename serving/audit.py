@@ -12,6 +12,8 @@ leaves a valid shorter chain: compare the head hash with one kept elsewhere to d
 
 Appends are serialized across threads and processes (SQLite ``BEGIN IMMEDIATE``; on PostgreSQL
 an advisory transaction lock per schema) and committed before :meth:`AuditLog.append` returns.
+They and :meth:`AuditLog.get` run straight on the driver (:func:`serving.db.driver_writing`,
+:class:`serving.db.Reader`): every ``/recommend`` appends and every ``/feedback`` reads.
 This module offers no way to change or delete a record, and database triggers refuse it.
 """
 
@@ -28,11 +30,20 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from nba import vocab
 from nba.errors import InvalidField
-from serving.db import audit_log, audit_reads, utcnow, writing
+from serving.db import (
+    audit_log,
+    audit_reads,
+    driver_sql,
+    driver_time,
+    driver_writing,
+    reader_for,
+    utcnow,
+    writing,
+)
 
 GENESIS: Final = "0" * 64
 PAGE: Final = 1_000  # records read per query while verifying
@@ -97,6 +108,17 @@ class AuditLog:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._reader = reader_for(engine)
+        self._integrity_error: type[Exception] = engine.dialect.loaded_dbapi.IntegrityError
+        self._sql = {
+            "head": driver_sql(engine, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"),
+            "insert": driver_sql(
+                engine,
+                "INSERT INTO audit_log (seq, request_id, member_id, created_at, record, prev_hash, hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ),
+            "get": driver_sql(engine, "SELECT record FROM audit_log WHERE request_id = ?"),
+        }
 
     def append(self, record: Mapping[str, Any]) -> AuditEntry:
         """Chain and store ``record``; it is committed when this returns.
@@ -112,30 +134,24 @@ class AuditLog:
         prepared = [_prepared(record) for record in records]
         entries = []
         try:
-            with writing(self.engine) as conn:
-                self._lock(conn)
-                head = conn.execute(
-                    sa.select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
-                ).first()
-                seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
+            with driver_writing(self.engine) as cursor:
+                self._lock(cursor)
+                cursor.execute(self._sql["head"])
+                head = cursor.fetchone()
+                seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
                 rows = []
                 for (request_id, member_id, text), record in zip(prepared, records, strict=True):
                     seq += 1
                     created = utcnow()  # under the lock: created_at grows with seq
                     digest = chain_hash(prev, seq, created, request_id, member_id, text)
-                    row = {
-                        "seq": seq,
-                        "request_id": request_id,
-                        "member_id": member_id,
-                        "created_at": created,
-                    }
-                    rows.append(row | {"record": text, "prev_hash": prev, "hash": digest})
+                    stored = driver_time(self.engine, created)
+                    rows.append((seq, request_id, member_id, stored, text, prev, digest))
                     entries.append(
                         AuditEntry(seq, request_id, member_id, created, dict(record), prev, digest)
                     )
                     prev = digest
-                conn.execute(audit_log.insert(), rows)
-        except sa.exc.IntegrityError:
+                cursor.executemany(self._sql["insert"], rows)
+        except self._integrity_error:
             for request_id, _, _ in prepared:
                 if self.get(request_id) is not None:
                     raise InvalidField("request_id", "an id no earlier decision used", request_id) from None
@@ -144,10 +160,8 @@ class AuditLog:
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         """The record of one decision, or None."""
-        query = sa.select(audit_log.c.record).where(audit_log.c.request_id == request_id)
-        with self.engine.connect() as conn:
-            text = conn.execute(query).scalar_one_or_none()
-        return None if text is None else dict(json.loads(text))
+        rows = self._reader.fetch(self._sql["get"], (request_id,))
+        return dict(json.loads(rows[0][0])) if rows else None
 
     def records_for_member(
         self, member_id: int, since: dt.datetime | None = None, until: dt.datetime | None = None
@@ -208,10 +222,10 @@ class AuditLog:
         with self.engine.connect() as conn:
             return [AuditRead(*row) for row in conn.execute(query)]
 
-    def _lock(self, conn: Connection) -> None:
+    def _lock(self, cursor: Any) -> None:
         """On PostgreSQL, one appender at a time per schema until commit (SQLite: BEGIN IMMEDIATE did it)."""
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LOCK_CLASS}, hashtext(current_schema()))")
+        if self.engine.dialect.name == "postgresql":
+            cursor.execute(f"SELECT pg_advisory_xact_lock({LOCK_CLASS}, hashtext(current_schema()))")
 
     def _page(self, after: int, last: int) -> list[Any]:
         query = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 
@@ -20,7 +21,11 @@ from serving.app import ROUTE_ROLES, STATE
 from serving.engine import Caller
 from serving.keys import key_id_of
 
+log = logging.getLogger("nba.serving")
 Resolved = tuple[str, str] | None  # (key_id, role)
+HOT_PATHS: tuple[str, ...] = ("/recommend", "/feedback")
+"""The routes every app request calls: BentoML neither traces nor access-logs them
+(`serving.service`), so their refused or failed answers are logged here."""
 
 
 class _KeyCache:
@@ -96,6 +101,8 @@ class AuthMiddleware:
         if roles is None:
             await self.app(scope, receive, send)
             return
+        if scope["path"] in HOT_PATHS:
+            send = _failures_logged(scope, send)
         if STATE.runtime is None:
             await _reply(send, 503, "unavailable", f"the service is not ready: {STATE.error}", [])
             return
@@ -130,6 +137,21 @@ class AuthMiddleware:
         value = None if role is None or key_id is None else (key_id, role)
         self.cache.put(digest, value)
         return value
+
+
+def _failures_logged(scope: Scope, send: Send) -> Send:
+    """``send``, logging the answer when its status is 400 or above (no body, no key)."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            client = scope.get("client") or ("-", 0)
+            log.warning(
+                "%s:%s %s %s answered %d", client[0], client[1], scope["method"], scope["path"],
+                message["status"],
+            )  # fmt: skip
+        await send(message)
+
+    return wrapped
 
 
 def _limited(receive: Receive, limit: int) -> Receive:

@@ -51,7 +51,7 @@ from sqlalchemy.engine import Connection, Engine
 from features.tables import CONSENT_EVENTS, arrow_schema
 from nba import vocab
 from nba.errors import DataError, InvalidField
-from serving.db import BEGIN_OPTION, consent_events, utcnow, writing
+from serving.db import BEGIN_OPTION, as_utc, consent_events, reader_for, utcnow, writing
 
 ALL: Final = "all"
 GRANTED: Final = "granted"
@@ -109,6 +109,11 @@ class ConsentStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._reader = reader_for(engine)
+        self._events_sql = self._reader.sql(
+            f"SELECT {', '.join(COLUMNS)} FROM consent_events WHERE member_id = ? "
+            "ORDER BY captured_at, event_id"
+        )
 
     def append(
         self,
@@ -150,15 +155,10 @@ class ConsentStore:
         return dataclasses.replace(event, event_id=int(event_id))
 
     def events(self, member_id: int) -> list[ConsentEvent]:
-        """The member's events in the order they were captured (one indexed query)."""
-        table = consent_events
-        query = (
-            sa.select(*(table.c[name] for name in COLUMNS))
-            .where(table.c.member_id == operator.index(member_id))
-            .order_by(table.c.captured_at, table.c.event_id)
-        )
-        with self.engine.connect() as conn:
-            return [ConsentEvent(*row) for row in conn.execute(query)]
+        """The member's events in the order they were captured (one indexed query, read on every
+        ``/recommend``, so straight through the driver)."""
+        rows = self._reader.fetch(self._events_sql, (operator.index(member_id),))
+        return [_event(row) for row in rows]
 
     def import_world(self, data_dir: Path, on_progress: Callable[[int], None] | None = None) -> int:
         """Load a world's ``consent_events`` table; returns how many events were new.
@@ -186,6 +186,15 @@ class ConsentStore:
                     return staging.merge()
             finally:
                 staging.drop()
+
+
+def _event(row: Sequence[Any]) -> ConsentEvent:
+    """A stored row as an event: its datetimes read back as aware UTC, as SQLAlchemy would."""
+    event_id, member_id, purpose, channel, decision, notice, source, actor, captured, start, end = row
+    return ConsentEvent(
+        event_id, member_id, purpose, channel, decision, notice, source, actor,
+        as_utc(captured), as_utc(start), None if end is None else as_utc(end),
+    )  # fmt: skip
 
 
 # -- the check -------------------------------------------------------------------------------------

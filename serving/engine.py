@@ -12,7 +12,8 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -53,13 +54,16 @@ def metrics() -> dict[str, Any]:
 
 
 def count(decided: list[decision.Candidate], variant: str, outcome: str) -> None:
+    """One decision in the counters: one increment per label set, not one per candidate (each
+    increment writes a shared-memory file in BentoML's multiprocess mode)."""
     m = metrics()
     m["decisions"].labels(variant, outcome).inc()
-    for c in decided:
-        if c.status == decision.RETURNED:
-            m["returned"].labels(c.action.id, c.action.kind).inc()
-        else:
-            m["suppressed"].labels(c.reason or "").inc()
+    returned = Counter((c.action.id, c.action.kind) for c in decided if c.status == decision.RETURNED)
+    suppressed = Counter(c.reason or "" for c in decided if c.status != decision.RETURNED)
+    for labels, n in returned.items():
+        m["returned"].labels(*labels).inc(n)
+    for reason, n in suppressed.items():
+        m["suppressed"].labels(reason).inc(n)
 
 
 class NotFoundError(NbaError):
@@ -288,7 +292,7 @@ class Runtime:
                 "priority": round(candidate.priority or 0.0, 6),
             },
         }
-        full = dict(zip(model.features, (float(c) for c in contributions), strict=True))
+        full = dict(zip(model.features, contributions.tolist(), strict=True))  # Python floats, in C
         return {"response": response, "contributions": full}
 
     def _record(
@@ -382,4 +386,6 @@ class _Unavailable:
 
 
 def _event_dict(event: Any) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in asdict(event).items()}
+    """A consent event as the audit record keeps it (its fields, datetimes in ISO 8601); ``vars``
+    rather than ``dataclasses.asdict``, which deep-copies every value."""
+    return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in vars(event).items()}

@@ -11,12 +11,11 @@ import operator
 from collections.abc import Set
 from typing import NamedTuple
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from nba import vocab
 from nba.errors import InvalidField
-from serving.db import feedback_events, utcnow, writing
+from serving.db import as_utc, feedback_events, reader_for, utcnow, writing
 
 ID_MAX = 200
 
@@ -34,6 +33,11 @@ class FeedbackStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._reader = reader_for(engine)
+        self._recent_sql = self._reader.sql(
+            "SELECT action_id, event, at FROM feedback_events WHERE member_id = ? AND at >= ? "
+            "ORDER BY at, feedback_id"
+        )
 
     def append(
         self,
@@ -65,12 +69,7 @@ class FeedbackStore:
         return Feedback(action_id, event, at)
 
     def recent(self, member_id: int, since: dt.datetime) -> list[Feedback]:
-        """The member's feedback at or after ``since``, oldest first."""
-        table = feedback_events
-        query = (
-            sa.select(table.c.action_id, table.c.event, table.c.at)
-            .where(table.c.member_id == operator.index(member_id), table.c.at >= since)
-            .order_by(table.c.at, table.c.feedback_id)
-        )
-        with self.engine.connect() as conn:
-            return [Feedback(*row) for row in conn.execute(query)]
+        """The member's feedback at or after ``since``, oldest first (read on every ``/recommend``,
+        so straight through the driver)."""
+        params = (operator.index(member_id), self._reader.time_param(since))
+        return [Feedback(a, e, as_utc(at)) for a, e, at in self._reader.fetch(self._recent_sql, params)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import threading
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sqlalchemy.engine import Engine
 from features.store import OnlineStore
 from nba.errors import ConfigError
 from serving.consent import ConsentStore
-from serving.db import checked_url, metadata, open_engine, writing
+from serving.db import checked_url, metadata, open_engine, reader_for, writing
 
 
 def test_postgresql_urls_use_psycopg_3() -> None:
@@ -81,3 +82,37 @@ def test_settings_give_the_default_url(monkeypatch: pytest.MonkeyPatch, tmp_path
     finally:
         monkeypatch.undo()
         get_settings(fresh=True)
+
+
+def test_the_reader_shares_connections_and_closes_them_with_its_engine(store_url: str) -> None:
+    engine = open_engine(store_url)
+    reader = reader_for(engine)
+    assert reader_for(engine) is reader
+    sql = reader.sql("SELECT count(*) FROM consent_events WHERE member_id = ?")
+    threads = [threading.Thread(target=reader.fetch, args=(sql, (i,))) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert reader.fetch(sql, (1,)) == [(0,)]
+    engine.dispose()
+    del engine
+    gc.collect()
+    with pytest.raises(RuntimeError, match="closed"):
+        reader.fetch(sql, (1,))
+
+
+@pytest.mark.postgres
+def test_the_reader_reconnects_once_when_the_server_dropped_an_idle_connection(
+    postgres_schema_url: str,
+) -> None:
+    engine = open_engine(postgres_schema_url)
+    try:
+        reader = reader_for(engine)
+        sql = reader.sql("SELECT pg_backend_pid() + 0 * ?")
+        pid = reader.fetch(sql, (1,))[0][0]
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        assert reader.fetch(sql, (1,))[0][0] != pid
+    finally:
+        engine.dispose()

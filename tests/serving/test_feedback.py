@@ -50,3 +50,16 @@ def test_unknown_feedback_event_is_named(engine: Engine) -> None:
         FeedbackStore(engine).append("r1", "eye_exam", "liked", returned_actions=RETURNED, member_id=7)
     assert raised.value.field == "event"
     assert "['shown', 'clicked', 'accepted', 'dismissed']" in str(raised.value)
+
+
+def test_the_window_starts_at_since_to_the_microsecond(engine: Engine) -> None:
+    """The read binds ``since`` on the driver as SQLAlchemy stores times (text on SQLite): an event
+    at ``since`` is in, one a microsecond before is out, whatever the offset ``since`` is given in."""
+    store = FeedbackStore(engine)
+    since = dt.datetime(2025, 6, 1, 12, 0, 0, tzinfo=dt.UTC)  # no microseconds: the text still has them
+    before = since - dt.timedelta(microseconds=1)
+    for request_id, at in (("r1", before), ("r2", since)):
+        store.append(request_id, "eye_exam", "shown", returned_actions=RETURNED, member_id=7, now=at)
+    paris = dt.timezone(dt.timedelta(hours=2))
+    assert [f.at for f in store.recent(7, since.astimezone(paris))] == [since]
+    assert [f.at for f in store.recent(7, before)] == [before, since]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -214,6 +215,21 @@ def test_roles_and_keys(client: TestClient, served: Served, runtime: Runtime) ->
             text("select count(*) from audit_reads where request_id = :r"), {"r": request_id}
         )
         assert reads.scalar_one() == 1
+
+
+def test_refused_and_failed_hot_path_calls_are_logged(
+    client: TestClient, served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """BentoML does not access-log the hot routes (serving.service); their 4xx and 5xx answers are
+    logged by the middleware, without body or key."""
+    body = {"member_id": 999_999_999, "channel": "app"}
+    with caplog.at_level(logging.WARNING, logger="nba.serving"):
+        assert client.post("/recommend", json=body).status_code == 401
+        assert client.post("/recommend", json=body, headers=auth(served)).status_code == 404
+        lines = [r.getMessage() for r in caplog.records if "answered" in r.getMessage()]
+    assert len(lines) == 2
+    assert lines[0].endswith("POST /recommend answered 401") and lines[1].endswith("answered 404")
+    assert not any(served.keys["app"] in line for line in lines)
 
 
 @pytest.mark.parametrize(
