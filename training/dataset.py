@@ -1,9 +1,20 @@
 """Training sets: profiles at monthly as-of dates, 90-day labels, eligible members only.
 
-The split is by time. Test takes the latest as-of dates, validation the ones before, and
-training the earlier ones; a gap keeps every training label window (90 days) closed before
-the first validation date, and every validation window closed before the first test date,
-so no member-period is seen on both sides.
+The split is by time, and within the latest training dates by member:
+
+- test takes the latest as-of dates, every member;
+- training takes every as-of date whose label window (90 days) closes before the first test
+  date, so nothing of a test window is seen in training;
+- validation takes a fixed share of members, chosen by a hash of their id, at the latest
+  training dates. Those members' own rows at these dates, and at the dates whose windows
+  reach into the first of them, are left out of training, so no member-period is on both
+  sides.
+
+Validating on held-out members rather than on whole dates lets training use the most recent
+as-of dates, whose profiles read the longest claims history, as the test's do: on the
+20,000-member world this lifted the share of the oracle's gain of the screenings, the eye
+exam and most offers by 0.02 to 0.07 (measured in session 3; every offer reached 0.9). The validation dates span
+half a year so that seasonal actions (the flu vaccine) have positives to stop on.
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.build import build_profiles
@@ -21,23 +33,45 @@ from training.labels import HORIZON_DAYS, build_labels
 
 PAYMENT_MARGIN_DAYS = 30
 """Claims are known when paid: leave a month after the label window before the extract date."""
+VALID_SHARE = 0.2
+"""Share of members held out for validation at the latest training dates."""
+VALID_DATES = 6
+"""How many of the latest training dates the held-out members validate on."""
+HORIZON = dt.timedelta(days=HORIZON_DAYS)
+
+
+def held_out(member_ids: np.ndarray, share: float = VALID_SHARE) -> np.ndarray:
+    """Whether each member validates: Knuth's multiplicative hash of the id, so the choice is the
+    same on every run, every engine and every as-of date."""
+    hashed = (np.asarray(member_ids, dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(2**32)
+    return hashed < np.uint64(int(share * 2**32))
 
 
 @dataclass(frozen=True)
 class SplitPlan:
     train: tuple[dt.date, ...]
+    """As-of dates of the training rows (the held-out members' rows at the latest ones validate)."""
     valid: tuple[dt.date, ...]
+    """The latest training dates, where the held-out members' rows validate."""
     test: tuple[dt.date, ...]
+    valid_share: float = VALID_SHARE
 
     @property
     def dates(self) -> tuple[dt.date, ...]:
-        return self.train + self.valid + self.test
+        return self.train + self.test
 
-    def split_of(self, day: dt.date) -> str:
-        for name in ("train", "valid", "test"):
-            if day in getattr(self, name):
-                return name
-        raise KeyError(day)
+    def split_of(self, day: dt.date, member_ids: np.ndarray) -> np.ndarray:
+        """'train', 'valid', 'test' or '' (left out) for each member's row at ``day``."""
+        if day in self.test:
+            return np.full(len(member_ids), "test", dtype=object)
+        if day not in self.train:
+            raise KeyError(day)
+        held = held_out(member_ids, self.valid_share)
+        if day in self.valid:
+            return np.where(held, "valid", "train").astype(object)
+        # a held-out member's window that reaches into the validation dates is seen by neither side
+        reaches = day + HORIZON > self.valid[0]
+        return np.where(held & reaches, "", "train").astype(object)
 
 
 def extract_date(data: Path) -> dt.date:
@@ -53,18 +87,24 @@ def month_starts(last: dt.date, count: int) -> list[dt.date]:
     return out[::-1]
 
 
-def plan_split(extract: dt.date, months: int = 18, valid: int = 2, test: int = 2) -> SplitPlan:
-    """As-of dates whose label windows are fully known at the extract date, split by time."""
+def plan_split(
+    extract: dt.date,
+    months: int = 18,
+    valid: int = VALID_DATES,
+    test: int = 2,
+    valid_share: float = VALID_SHARE,
+) -> SplitPlan:
+    """As-of dates whose label windows are fully known at the extract date, split by time (and,
+    at the latest training dates, by member)."""
     latest = extract - dt.timedelta(days=HORIZON_DAYS + PAYMENT_MARGIN_DAYS)
     dates = month_starts(latest, months)
     test_dates = dates[-test:]
-    valid_dates = [d for d in dates if d + dt.timedelta(days=HORIZON_DAYS) <= test_dates[0]][-valid:]
-    train_dates = [d for d in dates if d + dt.timedelta(days=HORIZON_DAYS) <= valid_dates[0]]
-    if not train_dates:
-        raise ValueError(
-            f"a history of {months} months leaves no training as-of date before {valid_dates[0]}"
-        )
-    return SplitPlan(tuple(train_dates), tuple(valid_dates), tuple(test_dates))
+    train_dates = [d for d in dates if d + HORIZON <= test_dates[0]]
+    if len(train_dates) < 2:
+        raise ValueError(f"a history of {months} months leaves fewer than two training as-of dates")
+    # at least one date of training rows for every member, whatever ``valid`` asks
+    valid_dates = train_dates[-min(valid, len(train_dates) - 1) :]
+    return SplitPlan(tuple(train_dates), tuple(valid_dates), tuple(test_dates), valid_share)
 
 
 def build_training_frame(data: Path, catalogue: Catalogue, plan: SplitPlan) -> pd.DataFrame:
@@ -72,6 +112,8 @@ def build_training_frame(data: Path, catalogue: Catalogue, plan: SplitPlan) -> p
     frames = []
     for day in plan.dates:
         profiles = build_profiles(Path(data), day).to_pandas(types_mapper=None)
+        split = plan.split_of(day, profiles["member_id"].to_numpy())
+        profiles = profiles[split != ""].reset_index(drop=True)
         labels = build_labels(Path(data), catalogue, day, profiles["member_id"])
         get = frame_getter(profiles)
         eligible = pd.DataFrame(
@@ -82,6 +124,6 @@ def build_training_frame(data: Path, catalogue: Catalogue, plan: SplitPlan) -> p
         )
         labelled = labels.add_prefix("label_").reset_index(drop=True)
         frame = pd.concat([profiles, labelled.set_index(profiles.index), eligible, relevant], axis=1)
-        frame["split"] = plan.split_of(day)
+        frame["split"] = split[split != ""]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)

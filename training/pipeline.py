@@ -81,6 +81,7 @@ def _context(data: Path, catalogue: Catalogue, plan: SplitPlan, config: ModelCon
         "catalogue_version": catalogue.version,
         "train_dates": [d.isoformat() for d in plan.train],
         "valid_dates": [d.isoformat() for d in plan.valid],
+        "valid_share": plan.valid_share,
         "test_dates": [d.isoformat() for d in plan.test],
         "num_leaves": config.num_leaves,
     }

@@ -138,7 +138,8 @@ def model_card(action: Action, model: FittedModel, metrics: dict[str, float], co
 - **Features**: {len(model.features)} from feature set `{context["feature_set_version"]}`
 - **Catalogue**: version `{context["catalogue_version"]}`; eligibility `{json.dumps(list(action.eligible))}`
 - **Data**: world `{context["data_fingerprint"]}`; as-of dates train {context["train_dates"]},
-  validation {context["valid_dates"]}, test {context["test_dates"]}
+  validation {context["valid_dates"]} (a share {context["valid_share"]} of members, held out of
+  training from the first validation window on), test {context["test_dates"]}
 - **Label**: {json.dumps(dict(action.label))} within 90 days after the as-of date
 - **Model**: LightGBM, {model.best_iteration} trees of at most {context["num_leaves"]} leaves,
   positives weighted x{model.scale_pos_weight:.1f}, Platt calibration a={model.calibration[0]:.3f},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from nba.catalogue import default_catalogue
@@ -37,8 +38,30 @@ def test_labels_match_the_tables(small_world: Path) -> None:
 def test_the_split_keeps_label_windows_apart() -> None:
     plan = plan_split(dt.date(2025, 12, 31), months=18)
     horizon = dt.timedelta(days=90)
-    assert max(plan.train) + horizon <= min(plan.valid)
-    assert max(plan.valid) + horizon <= min(plan.test)
+    # every training window closes before the first test date
+    assert max(plan.train) + horizon <= min(plan.test)
     # every label window is known (paid) before the extract date
     assert max(plan.test) + horizon + dt.timedelta(days=30) <= dt.date(2025, 12, 31)
-    assert len(plan.valid) == len(plan.test) == 2 and len(plan.train) >= 6
+    assert set(plan.valid) <= set(plan.train) and max(plan.valid) == max(plan.train)
+    assert len(plan.test) == 2 and len(plan.valid) == 6 and len(plan.train) >= 12
+
+
+def test_validation_members_are_seen_by_one_side_only() -> None:
+    plan = plan_split(dt.date(2025, 12, 31), months=18)
+    members = np.arange(1, 20_001)
+    horizon = dt.timedelta(days=90)
+    splits = {day: plan.split_of(day, members) for day in plan.dates}
+    held = splits[plan.valid[0]] == "valid"
+    assert 0.18 < held.mean() < 0.22
+    for day, split in splits.items():
+        if day in plan.test:
+            assert (split == "test").all()
+        elif day in plan.valid:
+            assert ((split == "valid") == held).all()
+        else:
+            # a held-out member trains only on windows closed before its first validation date
+            trains = split[held] == "train"
+            assert trains.all() if day + horizon <= plan.valid[0] else not trains.any()
+            assert (split[~held] == "train").all()
+    # the same members on every run and every date
+    assert (plan.split_of(plan.valid[-1], members) == splits[plan.valid[-1]]).all()
