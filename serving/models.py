@@ -8,9 +8,11 @@ its action (COMPLIANCE.md), and a model that fails is refused, not served.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,13 +42,63 @@ def model_name(action_id: str) -> str:
     return f"nba-{action_id}"
 
 
+class SingleRow:
+    """LightGBM's single-row entry point (``LGBM_BoosterPredictForMatSingleRowFast``), set up once
+    for one booster, prediction type and number of trees.
+
+    ``Booster.predict`` builds a predictor and checks its input on every call: 43 µs for one
+    row of these models against 11 µs here, with identical results (checked in the tests). The
+    booster serializes single-row predictions under its own lock; the GIL is released while it
+    runs. The setup is freed with the object.
+    """
+
+    RAW_SCORE, CONTRIB = 1, 3  # C_API_PREDICT_RAW_SCORE, C_API_PREDICT_CONTRIB
+    FLOAT64 = 1  # C_API_DTYPE_FLOAT64
+
+    def __init__(self, booster: lgb.Booster, predict_type: int, num_iteration: int, ncol: int) -> None:
+        from lightgbm.basic import _LIB, _c_str, _safe_call
+
+        self._booster = booster  # the setup points into it
+        self._ncol = ncol
+        self._width = ncol + 1 if predict_type == self.CONTRIB else 1
+        self._call = _LIB.LGBM_BoosterPredictForMatSingleRowFast
+        self._check = _safe_call
+        handle = ctypes.c_void_p()
+        _safe_call(
+            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle, ctypes.c_int(predict_type), ctypes.c_int(0),
+                ctypes.c_int(num_iteration), ctypes.c_int(self.FLOAT64), ctypes.c_int32(ncol),
+                _c_str("num_threads=1"), ctypes.byref(handle),
+            )
+        )  # fmt: skip
+        self._handle = handle
+        weakref.finalize(self, _LIB.LGBM_FastConfigFree, handle)
+
+    def __call__(self, row: np.ndarray) -> np.ndarray:
+        """The prediction for one row of ``ncol`` float64 values (contiguous)."""
+        if row.shape != (self._ncol,) or row.dtype != np.float64 or not row.flags.c_contiguous:
+            raise ValueError(
+                f"expected a contiguous float64 row of {self._ncol} values, got {row.shape} {row.dtype}"
+            )
+        out = np.empty(self._width)
+        length = ctypes.c_int64(0)
+        self._check(
+            self._call(
+                self._handle, row.ctypes.data_as(ctypes.c_void_p), ctypes.byref(length),
+                out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+            )
+        )  # fmt: skip
+        return out
+
+
 @dataclass(frozen=True)
 class ScoringModel:
     """One registered model version, ready to score a feature vector.
 
     One row at a time on one thread: OpenMP threads cost far more than they save on a single
     row, and the service already runs requests in parallel (serving.service also sets
-    OMP_NUM_THREADS=1, which LightGBM's TreeSHAP path needs)."""
+    OMP_NUM_THREADS=1, which LightGBM's TreeSHAP path needs). Rows go through
+    :class:`SingleRow`, set up when the model is made."""
 
     action_id: str
     version: str
@@ -57,6 +109,17 @@ class ScoringModel:
     best_iteration: int
     purpose: str
     columns: np.ndarray = field(repr=False)
+    _raw: SingleRow = field(init=False, repr=False, compare=False)
+    _contrib: SingleRow = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ncol = len(self.features)
+        object.__setattr__(
+            self, "_raw", SingleRow(self.booster, SingleRow.RAW_SCORE, self.best_iteration, ncol)
+        )
+        object.__setattr__(
+            self, "_contrib", SingleRow(self.booster, SingleRow.CONTRIB, self.best_iteration, ncol)
+        )
 
     @property
     def name(self) -> str:
@@ -67,18 +130,13 @@ class ScoringModel:
 
     def score(self, vector: np.ndarray) -> float:
         """Calibrated probability for one member (vector in MODEL_FEATURES order)."""
-        margin = self.booster.predict(
-            self.rows(vector), num_iteration=self.best_iteration, raw_score=True, num_threads=1
-        )
+        margin = float(self._raw(vector[self.columns])[0])
         a, b = self.calibration
-        return float(1.0 / (1.0 + np.exp(-(a * float(margin[0]) + b))))
+        return float(1.0 / (1.0 + np.exp(-(a * margin + b))))  # as training calibrates
 
     def contributions(self, vector: np.ndarray) -> np.ndarray:
         """Exact TreeSHAP contributions of each feature on the calibrated logit scale."""
-        contrib = self.booster.predict(
-            self.rows(vector), num_iteration=self.best_iteration, pred_contrib=True
-        )
-        return np.asarray(contrib)[0, :-1] * self.calibration[0]
+        return self._contrib(vector[self.columns])[:-1] * self.calibration[0]
 
 
 def feature_vector(values: Mapping[str, Any]) -> np.ndarray:
