@@ -13,8 +13,9 @@ The split is by time, and within the latest training dates by member:
 Validating on held-out members rather than on whole dates lets training use the most recent
 as-of dates, whose profiles read the longest claims history, as the test's do: on the
 20,000-member world this lifted the share of the oracle's gain of the screenings, the eye
-exam and most offers by 0.02 to 0.07 (measured in session 3; every offer reached 0.9). The validation dates span
-half a year so that seasonal actions (the flu vaccine) have positives to stop on.
+exam and most offers by 0.02 to 0.07 (measured in session 3; every offer reached 0.9). The
+validation dates span half a year so that seasonal actions (the flu vaccine) have positives to
+stop on.
 """
 
 from __future__ import annotations
