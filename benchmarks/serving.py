@@ -8,7 +8,9 @@ on a shared machine throughput alone says little. In the same run it measures th
 request's profile read, scoring of every candidate action and explanation of the returned
 ones, single-threaded, in process; floor throughput = cores / floor time. Goals (issue 5,
 2 cores): at concurrency 8 throughput >= 0.7 x floor throughput, p99 <= 50 ms, no errors; at
-concurrency 1 p50 <= 10 ms.
+concurrency 1 p50 <= 10 ms. Last, it drives `benchmarks.ceiling_service` at concurrency 8: BentoML
+with the same configuration answering a recorded response and doing nothing else, the most any
+service built on it reaches on this machine beside the load generator.
 
     .venv/bin/python -m benchmarks.serving                       # 20,000 members, 30 s per level
     .venv/bin/python -m benchmarks.serving --seconds 10 --workers 2
@@ -22,6 +24,7 @@ import datetime as dt
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -177,6 +180,44 @@ def cpu_seconds(processes: list[Any]) -> float:
     return total
 
 
+def one_response(port: int, key: str, member: int) -> str:
+    """One real `/recommend` answer, for the ceiling service to send back."""
+    import httpx
+
+    body = {"member_id": member, "channel": "app", "max_items": 3}
+    answer = httpx.post(f"http://127.0.0.1:{port}/recommend", json=body,
+                        headers={"Authorization": f"Bearer {key}"}, timeout=30)  # fmt: skip
+    answer.raise_for_status()
+    return answer.text
+
+
+def measure_ceiling(home: Path, workers: int, seconds: float) -> dict[str, Any]:
+    """`benchmarks.ceiling_service` (BentoML answering ``home``/response.json) driven at
+    concurrency 8, as the real service is."""
+    from nba.demo import free_port, wait_ready
+
+    port = free_port()
+    bentoml = Path(sys.executable).with_name("bentoml")
+    command = [str(bentoml), "serve", "benchmarks.ceiling_service:Ceiling", "--port", str(port)]
+    env = os.environ | {"NBA_WORKERS": str(workers), "NBA_CEILING_BODY": str(home / "response.json")}
+    log = home / "ceiling.log"
+    with log.open("w") as out:
+        root = Path(__file__).resolve().parent.parent
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root,
+                                   start_new_session=True)  # fmt: skip
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", process, log)
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.serving", "--seconds", str(seconds),
+             "--load-child", f"http://127.0.0.1:{port}", "no-key", str(home / "members.json"), "8"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
 def load_child(url: str, key: str, members_file: Path, concurrency: int, seconds: float) -> None:
     members = json.loads(members_file.read_text())
     print(json.dumps(asyncio.run(drive(url, key, members, concurrency, seconds))))
@@ -243,7 +284,18 @@ def main() -> None:
                       f"service CPU {level['service_cpu_ms_per_request']} ms per request, "
                       f"load average {level['load_average_1m']}",
                       flush=True)  # fmt: skip
+            (home / "response.json").write_text(one_response(port, keys["app"], members[0]))
+        ceiling = measure_ceiling(home, args.workers, args.seconds)
+        ceiling["ratio_to_floor"] = round(ceiling["throughput"] / reference["floor_throughput"], 3)
+        print(f"ceiling, concurrency 8: {ceiling['throughput']:7.1f} req/s from BentoML answering a fixed "
+              f"body with the same configuration (x{ceiling['ratio_to_floor']:.2f} of the floor), "
+              f"p50 {ceiling['p50_ms']} ms, p99 {ceiling['p99_ms']} ms", flush=True)  # fmt: skip
     by = {lv["concurrency"]: lv for lv in levels}
+    if 8 in by:
+        ceiling["service_share"] = round(by[8]["throughput"] / ceiling["throughput"], 3)
+        print(f"the service reaches x{ceiling['service_share']:.2f} of that ceiling at concurrency 8; "
+              f"the goal (x{GOAL_RATIO} of the floor) is {GOAL_RATIO / ceiling['ratio_to_floor']:.2f} "
+              "times the ceiling", flush=True)  # fmt: skip
     goals = {}
     if 8 in by:
         goals["c8_ratio>=0.7"] = by[8]["ratio_to_floor"] >= GOAL_RATIO
@@ -253,7 +305,8 @@ def main() -> None:
         goals["c1_p50<=10ms"] = by[1]["p50_ms"] <= GOAL_P50_MS
     print("goals: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in goals.items()))
     path = write_result("serving", {"members": args.members, "workers": args.workers, "seconds": args.seconds,
-                                    "floor": reference, "levels": levels, "goals": goals})  # fmt: skip
+                                    "floor": reference, "levels": levels, "ceiling": ceiling,
+                                    "goals": goals})  # fmt: skip
     print(f"wrote {path}")
 
 

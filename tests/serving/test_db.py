@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from features.store import OnlineStore
 from nba.errors import ConfigError
 from serving.consent import ConsentStore
-from serving.db import checked_url, metadata, open_engine, reader_for, writing
+from serving.db import checked_url, metadata, open_engine, reader_for, writer_turn, writing
 
 
 def test_postgresql_urls_use_psycopg_3() -> None:
@@ -116,3 +116,40 @@ def test_the_reader_reconnects_once_when_the_server_dropped_an_idle_connection(
         assert reader.fetch(sql, (1,))[0][0] != pid
     finally:
         engine.dispose()
+
+
+def test_sqlite_writers_take_turns_and_a_nested_write_does_not_wait(tmp_path: Path) -> None:
+    """A writer waits for the turn held elsewhere and gets it as soon as it is released; a turn
+    asked for inside the same thread's write does not wait for itself."""
+    engine = open_engine(f"sqlite:///{tmp_path / 'nba.db'}")
+    order: list[str] = []
+    holding, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with writer_turn(engine):
+            order.append("holder in")
+            holding.set()
+            release.wait(5)
+            order.append("holder out")
+
+    def writer() -> None:
+        with writing(engine) as conn:
+            order.append("writer in")
+            with writer_turn(engine):  # same thread: no second turn to wait for
+                order.append("nested turn")
+            conn.exec_driver_sql("SELECT 1")
+
+    first = threading.Thread(target=holder)
+    first.start()
+    assert holding.wait(5)
+    second = threading.Thread(target=writer)
+    second.start()
+    second.join(0.3)
+    assert second.is_alive() and order == ["holder in"]  # waiting for the turn
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert not second.is_alive()
+    assert order == ["holder in", "holder out", "writer in", "nested turn"]
+    assert (tmp_path / "nba.db-writer.lock").exists()
+    engine.dispose()
