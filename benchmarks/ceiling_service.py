@@ -21,7 +21,7 @@ import bentoml
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.auth import HOT_PATHS
+from serving.auth import service_options
 
 BODY: dict[str, Any] = json.loads(Path(os.environ["NBA_CEILING_BODY"]).read_text())
 app = FastAPI()
@@ -40,14 +40,7 @@ def recommend(ask: Ask) -> dict[str, Any]:
     return BODY
 
 
-@bentoml.service(
-    name="ceiling",
-    workers=int(os.environ.get("NBA_WORKERS", "1")),
-    threads=int(os.environ.get("NBA_THREADS", "4")),
-    traffic={"timeout": 5},
-    tracing={"excluded_urls": [f"{path}$" for path in HOT_PATHS]},
-    logging={"access": {"skip_paths": ["/metrics", "/healthz", "/livez", "/readyz", *HOT_PATHS]}},
-)
+@bentoml.service(name="ceiling", **service_options())
 @bentoml.asgi_app(app, path="/")
 class Ceiling:
     """Answers a fixed body: BentoML's own cost per request."""

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +28,19 @@ Resolved = tuple[str, str] | None  # (key_id, role)
 HOT_PATHS: tuple[str, ...] = ("/recommend", "/feedback")
 """The routes every app request calls: BentoML neither traces nor access-logs them
 (`serving.service`), so their refused or failed answers are logged here."""
+
+
+def service_options() -> dict[str, Any]:
+    """The options of `@bentoml.service` (`serving.service`, and the benchmark's ceiling service,
+    which must run as the real one does): workers and threads from the environment, a 5 s
+    request timeout, no tracing span nor access line on the hot paths."""
+    return {
+        "workers": int(os.environ.get("NBA_WORKERS", "1")),
+        "threads": int(os.environ.get("NBA_THREADS", "4")),
+        "traffic": {"timeout": 5},
+        "tracing": {"excluded_urls": [f"{path}$" for path in HOT_PATHS]},
+        "logging": {"access": {"skip_paths": ["/metrics", "/healthz", "/livez", "/readyz", *HOT_PATHS]}},
+    }
 
 
 class _KeyCache:

@@ -31,19 +31,12 @@ import sys
 import bentoml
 
 from serving.app import STATE, app
-from serving.auth import HOT_PATHS, AuthMiddleware
+from serving.auth import AuthMiddleware, service_options
 
 log = logging.getLogger("nba.serving")
 
 
-@bentoml.service(
-    name="nba",
-    workers=int(os.environ.get("NBA_WORKERS", "1")),
-    threads=int(os.environ.get("NBA_THREADS", "4")),
-    traffic={"timeout": 5},
-    tracing={"excluded_urls": [f"{path}$" for path in HOT_PATHS]},
-    logging={"access": {"skip_paths": ["/metrics", "/healthz", "/livez", "/readyz", *HOT_PATHS]}},
-)
+@bentoml.service(name="nba", **service_options())
 @bentoml.asgi_app(app, path="/")
 class NextBestAction:
     """Consent-gated next best actions for the members of a mutual health insurer."""
