@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -157,7 +158,8 @@ def test_proofs_on_both_databases(store_url: str, health_feature: bool) -> None:
     consent, log = ConsentStore(sources.engine), AuditLog(sources.engine)
     grant = consent.append(7, "offers", "all", "granted", NOTICE, "app", "member")
     before = dt.datetime.now(dt.UTC)
-    log.append(hand_record("ok", 7, before + dt.timedelta(milliseconds=1), [grant]))
+    log.append(hand_record("ok", 7, before, [grant]))
+    time.sleep(0.002)  # the objection takes effect strictly after "ok" was decided, however fast the append
     refusal = consent.append(7, "offers", "all", "objected", NOTICE, "app", "member")
     log.append(hand_record("after", 7, refusal.effective_from + dt.timedelta(microseconds=1), [grant]))
     log.append(
