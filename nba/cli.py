@@ -46,7 +46,7 @@ def parse_date(option: str, value: str | None) -> dt.date | None:
 def generate(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the world into.")],
     members: Annotated[int, typer.Option(help="Number of member contracts.")] = 5000,
-    months: Annotated[int, typer.Option(help="Months of history.")] = 36,
+    months: Annotated[int, typer.Option(help="Months of history.")] = 48,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     extract_date: Annotated[
         str | None, typer.Option("--extract-date", help="Last day of the extract, YYYY-MM-DD.")
@@ -172,7 +172,7 @@ def _tracking_uri() -> str:
 def train(
     data: Annotated[Path, typer.Option("--data", help="Folder holding the source tables.")],
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "nba",
-    months: Annotated[int, typer.Option(help="Monthly as-of dates of history to learn from.")] = 18,
+    months: Annotated[int, typer.Option(help="Monthly as-of dates of history to learn from.")] = 24,
     config: Annotated[
         Path | None,
         typer.Option("--config", help="TOML file of model hyper-parameters (training/config.py)."),
@@ -208,7 +208,7 @@ def train(
 def evaluate(
     data: Annotated[Path, typer.Option("--data", help="Folder holding the source tables.")],
     experiment: Annotated[str, typer.Option(help="MLflow experiment to log the evaluation to.")] = "nba",
-    months: Annotated[int, typer.Option(help="Monthly as-of dates, as for nba train.")] = 18,
+    months: Annotated[int, typer.Option(help="Monthly as-of dates, as for nba train.")] = 24,
 ) -> None:
     """Each action's champion against baselines and the oracle, on the test split."""
     from training.evaluate import evaluate as run_evaluate
@@ -280,7 +280,7 @@ def demo(
     from nba.render import world_summary
 
     try:
-        config = WorldConfig(members=members, months=36, seed=seed)
+        config = WorldConfig(members=members, seed=seed)
         with progress_bar("generating members", total=members) as advance:
             generated = generate_world(config, out, overwrite=True, on_progress=advance)
         console.print(f"generated {out} in {generated.seconds:.1f} s")

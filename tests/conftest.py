@@ -32,9 +32,9 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def world_20k(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """20,000 members over 36 months, the size CALIBRATION checks are stated for."""
+    """20,000 members over the default 48 months, the size CALIBRATION checks are stated for."""
     out = tmp_path_factory.mktemp("worlds") / "world-20000"
-    generate_world(WorldConfig(members=20_000, months=36, seed=1), out)
+    generate_world(WorldConfig(members=20_000, seed=1), out)
     return out
 
 

@@ -90,7 +90,7 @@ def month_starts(last: dt.date, count: int) -> list[dt.date]:
 
 def plan_split(
     extract: dt.date,
-    months: int = 18,
+    months: int = 24,
     valid: int = VALID_DATES,
     test: int = 2,
     valid_share: float = VALID_SHARE,

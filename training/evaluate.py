@@ -140,7 +140,7 @@ def ranking_metrics(
     return float(ap.mean()), float(ndcg.mean()), int(keep.sum())
 
 
-def evaluate(data: Path, tracking_uri: str, experiment: str = "nba", months: int = 18) -> Evaluation:
+def evaluate(data: Path, tracking_uri: str, experiment: str = "nba", months: int = 24) -> Evaluation:
     catalogue = default_catalogue()
     plan = plan_split(extract_date(data), months=months)
     frame = build_training_frame(Path(data), catalogue, plan)

@@ -52,7 +52,7 @@ def train_all(
     artifact_root: Path = Path("mlruns"),
     config: ModelConfig | None = None,
     catalogue: Catalogue | None = None,
-    months: int = 18,
+    months: int = 24,
     on_action: Callable[[str], None] | None = None,
 ) -> TrainResult:
     config = config or ModelConfig()

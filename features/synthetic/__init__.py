@@ -35,7 +35,10 @@ class WorldConfig:
     """What to generate. Validated on creation; errors name the option."""
 
     members: int = 5000
-    months: int = 36
+    months: int = 48
+    """Four years: at every as-of date `nba train` learns from (18 monthly dates before the
+    label windows' end), the claims show the 30 months of history that screening habits
+    are read from (behaviour.HABIT_MONTHS)."""
     seed: int = 0
     extract_date: dt.date = dt.date(2025, 12, 31)
     chunk_size: int = 50_000
