@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import logging
 import os
 import threading
 import weakref
@@ -41,6 +42,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from nba.errors import ConfigError
 from nba.settings import get_settings
 
+log = logging.getLogger("nba.serving")
 SQLITE_PRAGMAS: Final = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",  # with WAL: a commit survives any process crash (see above)
@@ -145,13 +147,18 @@ experiment_settings = sa.Table(
 )
 
 
-def open_engine(url: str | None = None) -> Engine:
-    """An engine on ``url`` (default: the ``NBA_DATABASE_URL`` setting), its tables created if missing."""
+def open_engine(url: str | None = None, autocheckpoint: bool = True) -> Engine:
+    """An engine on ``url`` (default: the ``NBA_DATABASE_URL`` setting), its tables created if missing.
+
+    ``autocheckpoint=False`` (SQLite): a commit never copies the WAL into the database file;
+    whoever asks for it runs a :class:`Checkpointer` instead (the service does)."""
     parsed = checked_url(url if url is not None else get_settings().database_url)
     if parsed.get_backend_name() == "sqlite":
         Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(parsed)
         _configure_sqlite(engine)
+        if not autocheckpoint:
+            sa.event.listen(engine, "connect", _no_autocheckpoint)
     else:
         engine = sa.create_engine(parsed, pool_pre_ping=True)
     create_schema(engine)
@@ -375,6 +382,56 @@ def _configure_sqlite(engine: Engine) -> None:
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get(BEGIN_OPTION, 'DEFERRED')}")
+
+
+def _no_autocheckpoint(dbapi_connection: Any, record: object) -> None:
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+
+class Checkpointer:
+    """Copies a SQLite database's WAL into its file every ``interval`` seconds, on its own thread.
+
+    By default the commit that takes the WAL past 1,000 pages copies it, inside the commit: in
+    the service that is the audit writer, so every request waiting for its audit record waited
+    for the copy and its fsync too (p99 at concurrency 8: 66 ms with it, 53 ms without, one
+    pair of runs on the 2-core machine). The service opens its engine with
+    ``autocheckpoint=False`` and runs one of these. Checkpoints are PASSIVE: they never wait
+    for, nor block, readers or writers; a WAL fully copied is reused from its start by the
+    next writer, so it stays near what ``interval`` seconds of writes need. A failed checkpoint
+    is logged and tried again at the next tick.
+    """
+
+    def __init__(self, path: str, interval: float = 1.0) -> None:
+        self.path = path
+        self.interval = interval
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpointer", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def for_engine(cls, engine: Engine, interval: float = 1.0) -> Checkpointer | None:
+        """One for ``engine``'s SQLite file; None on PostgreSQL."""
+        path = engine.url.database if engine.dialect.name == "sqlite" else None
+        return cls(path, interval) if path else None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        import sqlite3
+
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.runs += 1
+                except sqlite3.Error as exc:
+                    log.warning("checkpoint of %s failed: %s", self.path, exc)
+        finally:
+            connection.close()
 
 
 def _sqlite_connect(dbapi_connection: Any, record: object) -> None:

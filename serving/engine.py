@@ -27,7 +27,7 @@ from nba.settings import Settings, get_settings
 from serving import decision, explain
 from serving.audit import AuditLog, GroupCommitter
 from serving.consent import ConsentStore, check
-from serving.db import open_engine
+from serving.db import Checkpointer, open_engine
 from serving.experiment import Experiment
 from serving.feedback import FeedbackStore
 from serving.keys import KeyStore
@@ -126,7 +126,9 @@ class Runtime:
         self.settings = settings or get_settings()
         self.catalogue = catalogue or default_catalogue()
         self.policy = policy_from(self.settings)
-        self.engine = open_engine(self.settings.database_url)
+        # checkpoints off the request path (serving.db.Checkpointer)
+        self.engine = open_engine(self.settings.database_url, autocheckpoint=False)
+        self.checkpointer = Checkpointer.for_engine(self.engine)
         self.profiles = OnlineStore.from_url(self.settings.database_url)
         self.consent = ConsentStore(self.engine)
         self.audit = AuditLog(self.engine)

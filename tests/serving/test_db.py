@@ -153,3 +153,30 @@ def test_sqlite_writers_take_turns_and_a_nested_write_does_not_wait(tmp_path: Pa
     assert order == ["holder in", "holder out", "writer in", "nested turn"]
     assert (tmp_path / "nba.db-writer.lock").exists()
     engine.dispose()
+
+
+def test_without_autocheckpoint_the_checkpointer_copies_the_wal_into_the_file(tmp_path: Path) -> None:
+    """Commits leave their pages in the WAL; the checkpointer's thread copies them into the file."""
+    import os
+    import time
+
+    from serving.audit import AuditLog
+    from serving.db import Checkpointer
+
+    path = tmp_path / "nba.db"
+    engine = open_engine(f"sqlite:///{path}", autocheckpoint=False)
+    log = AuditLog(engine)
+    empty = os.path.getsize(path)
+    for i in range(300):  # ~6 MB, past the 1,000 pages at which a commit would copy them itself
+        log.append({"request_id": f"r{i}", "member_id": i, "blob": "x" * 20_000})
+    assert os.path.getsize(path) == empty  # everything still in the WAL
+    assert os.path.getsize(f"{path}-wal") > 5_000_000
+    checkpointer = Checkpointer.for_engine(engine, interval=0.05)
+    assert checkpointer is not None
+    deadline = time.monotonic() + 10
+    while checkpointer.runs == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    checkpointer.stop()
+    assert os.path.getsize(path) > 5_000_000
+    assert log.verify().checked == 300
+    engine.dispose()
