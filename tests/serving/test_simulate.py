@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
+import sqlite3
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +108,11 @@ def two_services(served: Served, tmp_path_factory: pytest.TempPathFactory) -> It
         out = []
         for i in range(2):
             home = tmp_path_factory.mktemp(f"simulate{i}")
-            shutil.copy(served.database_url.removeprefix("sqlite:///"), home / "nba.db")
+            # the backup API: the live database with what its WAL holds (the service checkpoints
+            # only every second, so a copy of the file alone misses the latest commits)
+            live = served.database_url.removeprefix("sqlite:///")
+            with closing(sqlite3.connect(live)) as source, closing(sqlite3.connect(home / "nba.db")) as copy:
+                source.backup(copy)
             url = f"sqlite:///{home / 'nba.db'}"
             shares = {"NBA_CONTROL_SHARE": "0.3", "NBA_CHALLENGER_SHARE": "0.3"}
             env = served.env | shares | {"NBA_DATABASE_URL": url, "BENTOML_HOME": str(home / "bentoml")}
