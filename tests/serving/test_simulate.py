@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, closing
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -101,7 +102,7 @@ def feedback_counts(database_url: str) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def two_services(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[tuple[str, str]]]:
     """Two services on two copies of the published database (as earlier tests left it, feedback
-    included), with a large control group."""
+    included), with a large control group and challenger share."""
     from nba.demo import free_port, running_service
 
     with ExitStack() as stack:
@@ -114,9 +115,14 @@ def two_services(served: Served, tmp_path_factory: pytest.TempPathFactory) -> It
             with closing(sqlite3.connect(live)) as source, closing(sqlite3.connect(home / "nba.db")) as copy:
                 source.backup(copy)
             url = f"sqlite:///{home / 'nba.db'}"
-            shares = {"NBA_CONTROL_SHARE": "0.3", "NBA_CHALLENGER_SHARE": "0.3"}
-            env = served.env | shares | {"NBA_DATABASE_URL": url, "BENTOML_HOME": str(home / "bentoml")}
-            out.append((stack.enter_context(running_service(free_port(), home / "serve.log", env=env)), url))
+            env = served.env | {"NBA_DATABASE_URL": url, "BENTOML_HOME": str(home / "bentoml")}
+            service = stack.enter_context(running_service(free_port(), home / "serve.log", env=env))
+            # the split as an admin sets it: the copied database may hold one an earlier test set
+            split = {"challenger_share": 0.3, "control_share": 0.3}
+            admin = {"Authorization": f"Bearer {served.keys['admin']}"}
+            answer = httpx.post(f"{service}/experiment", json=split, headers=admin, timeout=30)
+            assert answer.status_code == 201, answer.text
+            out.append((service, url))
         yield out
 
 
