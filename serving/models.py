@@ -125,9 +125,6 @@ class ScoringModel:
     def name(self) -> str:
         return model_name(self.action_id)
 
-    def rows(self, vector: np.ndarray) -> np.ndarray:
-        return vector[self.columns].reshape(1, -1)
-
     def score(self, vector: np.ndarray) -> float:
         """Calibrated probability for one member (vector in MODEL_FEATURES order)."""
         margin = float(self._raw(vector[self.columns])[0])
