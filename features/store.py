@@ -158,35 +158,48 @@ class _Sql:
         )
 
 
-class _Readers:
-    """Reader connections in autocommit mode, each lent to one thread for one statement."""
+class ReaderPool:
+    """Reader connections in autocommit mode, each lent to one thread for one statement.
 
-    def __init__(self, engine: Engine) -> None:
+    A read borrows an idle driver connection (``sqlite3`` or ``psycopg``), runs one statement to
+    its end (so SQLite ends the statement's read snapshot) and gives the connection back. A
+    connection that fails is closed, not reused; with ``retry_lost``, a read that failed on an
+    idle connection the server may have dropped is tried once more on a new one. ``closed``
+    makes the error a read after :meth:`close` raises. Used by :class:`OnlineStore` and by
+    ``serving.db.Reader``.
+    """
+
+    def __init__(self, engine: Engine, closed: Callable[[], Exception], retry_lost: bool = False) -> None:
         self._engine = engine
+        self._closed_error = closed
+        dbapi = engine.dialect.loaded_dbapi
+        self._lost: tuple[type[Exception], ...] = (
+            (dbapi.OperationalError, dbapi.InterfaceError) if retry_lost else ()
+        )
         self._idle: list[tuple[Any, Any]] = []  # (pooled connection, its driver cursor)
         self._lock = threading.Lock()
         self._closed = False
 
     def fetch(self, sql: str, params: tuple[object, ...]) -> list[Any]:
-        """All rows of one statement; a connection that fails is closed, not reused."""
+        """All rows of one statement."""
         with self._lock:
             if self._closed:
-                raise StoreError("this OnlineStore is closed; open another with OnlineStore.from_url()")
+                raise self._closed_error()
             pair = self._idle.pop() if self._idle else None
         if pair is None:
-            connection = self._engine.raw_connection()
-            pair = (connection, connection.driver_connection.cursor())  # type: ignore[union-attr]
-        try:
-            pair[1].execute(sql, params)
-            rows = pair[1].fetchall()  # to the end, so SQLite ends the statement's read snapshot
-        except BaseException:
-            pair[0].close()
-            raise
+            pair = self._connect()
+            rows = self._run(pair, sql, params)
+        else:
+            try:
+                rows = self._run(pair, sql, params)
+            except self._lost:
+                pair = self._connect()
+                rows = self._run(pair, sql, params)
         with self._lock:
-            if self._closed:
-                pair[0].close()
-            else:
+            if not self._closed:
                 self._idle.append(pair)
+                return rows
+        pair[0].close()
         return rows
 
     def close(self) -> None:
@@ -195,6 +208,23 @@ class _Readers:
             idle, self._idle = self._idle, []
         for connection, _ in idle:
             connection.close()
+
+    def _connect(self) -> tuple[Any, Any]:
+        connection = self._engine.raw_connection()
+        return connection, connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+    @staticmethod
+    def _run(pair: tuple[Any, Any], sql: str, params: tuple[object, ...]) -> list[Any]:
+        try:
+            pair[1].execute(sql, params)
+            return list(pair[1].fetchall())
+        except BaseException:
+            pair[0].close()
+            raise
+
+
+def _store_closed() -> StoreError:
+    return StoreError("this OnlineStore is closed; open another with OnlineStore.from_url()")
 
 
 class OnlineStore:
@@ -205,7 +235,7 @@ class OnlineStore:
         self._read_engine = read_engine
         self._dialect = engine.dialect.name
         self._sql = _Sql.for_dialect(self._dialect)
-        self._readers = _Readers(read_engine)
+        self._readers = ReaderPool(read_engine, _store_closed)
         self._loads: dict[int, tuple[LoadInfo, ProfileCodec]] = {}
         self._loads_lock = threading.Lock()
 
