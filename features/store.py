@@ -206,8 +206,8 @@ class ReaderPool:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
-        for connection, _ in idle:
-            connection.close()
+        for connection, cursor in idle:
+            _release(connection, cursor)
 
     def _connect(self) -> tuple[Any, Any]:
         connection = self._engine.raw_connection()
@@ -219,8 +219,16 @@ class ReaderPool:
             pair[1].execute(sql, params)
             return list(pair[1].fetchall())
         except BaseException:
-            pair[0].close()
+            _release(*pair)
             raise
+
+
+def _release(connection: Any, cursor: Any) -> None:
+    """Close the cursor while the connection is still ours, then hand the connection back: a
+    cursor left to the garbage collector resets its statement on a connection the pool may have
+    given to another thread by then (SQLite: "bad parameter or other API misuse")."""
+    cursor.close()
+    connection.close()
 
 
 def _store_closed() -> StoreError:

@@ -285,14 +285,20 @@ def driver_writing(engine: Engine) -> Iterator[Any]:
         connection = engine.raw_connection()
         try:
             cursor = connection.cursor()
-            if engine.dialect.name == "sqlite":
-                cursor.execute("BEGIN IMMEDIATE")
             try:
-                yield cursor
-            except BaseException:
-                connection.rollback()
-                raise
-            connection.commit()
+                if engine.dialect.name == "sqlite":
+                    cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cursor
+                except BaseException:
+                    connection.rollback()
+                    raise
+                connection.commit()
+            finally:
+                # closed here, while the connection is still ours: left to the garbage collector,
+                # the cursor would reset its statement once the connection was back in the pool,
+                # perhaps in another thread's hands (SQLite: "bad parameter or other API misuse")
+                cursor.close()
         finally:
             connection.close()
 
