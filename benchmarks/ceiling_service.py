@@ -1,8 +1,9 @@
 """The framework's ceiling: a BentoML service configured as `serving.service` that does nothing.
 
-Its `/recommend` validates the same request body (a pydantic model, ``extra="forbid"``), runs
-in the same thread pool and answers a recorded response of the real service (the file named by
-``NBA_CEILING_BODY``), with no key check, consent, profile, scoring, explanation or audit.
+Its `/recommend` validates the same request body (a pydantic model, ``extra="forbid"``), hands
+the work to the same thread pool and answers, as the real route does, already-serialised JSON: a
+recorded response of the real service (the file named by ``NBA_CEILING_BODY``), with no key
+check, consent, profile, scoring, explanation or audit.
 `benchmarks/serving.py` drives it as it drives the real service: its throughput is what
 BentoML, uvicorn and the load generator leave of the machine, the most any service built on
 them could reach here.
@@ -12,18 +13,18 @@ them could reach here.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import bentoml
 from fastapi import FastAPI
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from serving.auth import service_options
 
-BODY: dict[str, Any] = json.loads(Path(os.environ["NBA_CEILING_BODY"]).read_text())
+BODY = Path(os.environ["NBA_CEILING_BODY"]).read_text()
 app = FastAPI()
 
 
@@ -35,9 +36,14 @@ class Ask(BaseModel):
     language: str = "fr"
 
 
-@app.post("/recommend")
-def recommend(ask: Ask) -> dict[str, Any]:
+def decide(member_id: int) -> str:
     return BODY
+
+
+@app.post("/recommend")
+async def recommend(ask: Ask) -> Response:
+    """The real route's shape: the decision in the thread pool, a JSON string sent back as it is."""
+    return Response(await run_in_threadpool(decide, ask.member_id), media_type="application/json")
 
 
 @bentoml.service(name="ceiling", **service_options())

@@ -1,16 +1,20 @@
 """Benchmark the service: `/recommend` under load against the in-process floor.
 
 Publishes a world (profiles, consent, champion models, keys) into a scratch folder, starts
-`nba serve`, and drives `/recommend` from a separate process (asyncio + aiohttp) at
-concurrency 1, 8 and 32 for ``--seconds`` each: throughput, p50, p95, p99, errors, and the
-service's CPU time per request (all its processes) beside the machine's load average, since
-on a shared machine throughput alone says little. In the same run it measures the floor: one
+`nba serve`, and drives `/recommend` from a separate process at concurrency 1, 8 and 32 for
+``--seconds`` each: throughput, p50, p95, p99, errors, and the service's CPU time per request
+(all its processes) beside the machine's load average, since on a shared machine throughput
+alone says little. In the same run it measures the floor: one
 request's profile read, scoring of every candidate action and explanation of the returned
 ones, single-threaded, in process; floor throughput = cores / floor time. Goals (issue 5,
 2 cores): at concurrency 8 throughput >= 0.7 x floor throughput, p99 <= 50 ms, no errors; at
 concurrency 1 p50 <= 10 ms. Last, it drives `benchmarks.ceiling_service` at concurrency 8: BentoML
 with the same configuration answering a recorded response and doing nothing else, the most any
 service built on it reaches on this machine beside the load generator.
+
+The load generator is wrk (Debian's package `wrk`) when it is installed: written in C, it
+leaves the service nearly both cores; otherwise a Python one (asyncio + aiohttp), which takes
+a good part of a core itself. The result says which one ran.
 
     .venv/bin/python -m benchmarks.serving                       # 20,000 members, 30 s per level
     .venv/bin/python -m benchmarks.serving --seconds 10 --workers 2
@@ -24,6 +28,7 @@ import datetime as dt
 import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -158,13 +163,61 @@ async def drive(url: str, key: str, members: list[int], concurrency: int, second
             "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "errors": errors}  # fmt: skip
 
 
-def service_processes(port: int) -> list[Any]:
-    """The `bentoml serve` process listening on ``port`` and its workers."""
+WRK_SCRIPT = """
+local members = {%(members)s}
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(key)s"
+local n = 0
+function init(args)
+  math.randomseed(%(seed)d + n)
+  n = n + 1
+end
+function request()
+  local body = '{"member_id": ' .. members[math.random(#members)] .. ', "channel": "app", "max_items": 3}'
+  return wrk.format(nil, "/recommend", nil, body)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests": %%d, "duration_us": %%d, "connect": %%d, "read": %%d, "write": %%d, '
+    .. '"status": %%d, "timeout": %%d, "p50_us": %%d, "p95_us": %%d, "p99_us": %%d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+
+def drive_wrk(url: str, key: str, members: list[int], concurrency: int, seconds: float) -> dict[str, Any]:
+    """The same load as :func:`drive`, from wrk: one thread, ``concurrency`` connections."""
+    wrk = shutil.which("wrk")
+    assert wrk is not None
+    script = WRK_SCRIPT % {"members": ",".join(map(str, members)), "key": key, "seed": concurrency}
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
+        lua.write(script)
+        lua.flush()
+        done = subprocess.run(
+            [wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+             "-s", lua.name, url],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    raw = json.loads(line.removeprefix("RESULT "))
+    errors = {k: raw[k] for k in ("connect", "read", "write", "status", "timeout") if raw[k]}
+    ok = raw["requests"] - raw["status"]  # wrk counts non-2xx/3xx answers among its requests
+    throughput = round(ok / (raw["duration_us"] / 1e6), 1)
+    return {"concurrency": concurrency, "requests": ok, "throughput": throughput,
+            "p50_ms": raw["p50_us"] / 1000, "p95_ms": raw["p95_us"] / 1000, "p99_ms": raw["p99_us"] / 1000,
+            "errors": errors}  # fmt: skip
+
+
+def service_processes(port: int, service: str = "serving.service:NextBestAction") -> list[Any]:
+    """The `bentoml serve` process of ``service`` listening on ``port`` and its workers."""
     import psutil
 
     for process in psutil.process_iter(["cmdline"]):
         line = " ".join(process.info["cmdline"] or [])
-        if "serving.service:NextBestAction" in line and f"--port {port}" in line:
+        if service in line and f"--port {port}" in line:
             return [process, *process.children(recursive=True)]
     return []
 
@@ -207,20 +260,53 @@ def measure_ceiling(home: Path, workers: int, seconds: float) -> dict[str, Any]:
                                    start_new_session=True)  # fmt: skip
     try:
         wait_ready(f"http://127.0.0.1:{port}", process, log)
+        processes = service_processes(port, "benchmarks.ceiling_service:Ceiling")
+        cpu_before = cpu_seconds(processes)
         done = subprocess.run(
             [sys.executable, "-m", "benchmarks.serving", "--seconds", str(seconds),
              "--load-child", f"http://127.0.0.1:{port}", "no-key", str(home / "members.json"), "8"],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
-        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+        level = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+        served = level["requests"] + sum(level["errors"].values())
+        used = cpu_seconds(processes) - cpu_before
+        level["service_cpu_ms_per_request"] = round(1000 * used / served, 3) if served else None
+        return level
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
 
 
+def budget(reference: dict[str, Any], ceiling: dict[str, Any]) -> dict[str, Any]:
+    """What the throughput goal leaves BentoML per request, against what it uses doing nothing.
+
+    At ``GOAL_RATIO`` x the floor throughput the cores have floor_ms / GOAL_RATIO of CPU per
+    request; the request's own work takes floor_ms of it, and the rest is all the framework,
+    HTTP and the load generator may use."""
+    per_request = reference["floor_ms"] / GOAL_RATIO
+    left = per_request - reference["floor_ms"]
+    used = ceiling.get("service_cpu_ms_per_request")
+    text = (f"at x{GOAL_RATIO} of the floor the {reference['cores']} cores give {per_request:.2f} ms of CPU "
+            f"per request; the request's own work takes {reference['floor_ms']:.2f} ms, leaving "
+            f"{left:.2f} ms for the framework; BentoML answering a fixed body uses {used} ms")  # fmt: skip
+    return {"cpu_ms_per_request_at_goal": round(per_request, 3), "left_for_framework_ms": round(left, 3),
+            "framework_cpu_ms": used, "text": text}  # fmt: skip
+
+
 def load_child(url: str, key: str, members_file: Path, concurrency: int, seconds: float) -> None:
     members = json.loads(members_file.read_text())
-    print(json.dumps(asyncio.run(drive(url, key, members, concurrency, seconds))))
+    if driver() == "wrk":
+        print(json.dumps(drive_wrk(url, key, members, concurrency, seconds)))
+    else:
+        print(json.dumps(asyncio.run(drive(url, key, members, concurrency, seconds))))
+
+
+def driver() -> str:
+    """wrk when installed, else the Python load generator; NBA_BENCH_DRIVER=aiohttp forces the latter."""
+    wanted = os.environ.get("NBA_BENCH_DRIVER", "wrk")
+    if wanted not in ("wrk", "aiohttp"):
+        raise SystemExit(f"NBA_BENCH_DRIVER must be 'wrk' or 'aiohttp'; got {wanted!r}")
+    return "wrk" if wanted == "wrk" and shutil.which("wrk") else "aiohttp"
 
 
 def main() -> None:
@@ -256,6 +342,7 @@ def main() -> None:
         (home / "members.json").write_text(json.dumps(members))
         reference = floor(env, home / "members.json")
         reference["load_average_1m"] = round(os.getloadavg()[0], 2)
+        print(f"load generator: {driver()}", flush=True)
         print(f"floor: {reference['floor_ms']:.2f} ms per request in process -> "
               f"{reference['floor_throughput']:.0f} requests/s on {reference['cores']} cores",
               flush=True)  # fmt: skip
@@ -289,7 +376,10 @@ def main() -> None:
         ceiling["ratio_to_floor"] = round(ceiling["throughput"] / reference["floor_throughput"], 3)
         print(f"ceiling, concurrency 8: {ceiling['throughput']:7.1f} req/s from BentoML answering a fixed "
               f"body with the same configuration (x{ceiling['ratio_to_floor']:.2f} of the floor), "
-              f"p50 {ceiling['p50_ms']} ms, p99 {ceiling['p99_ms']} ms", flush=True)  # fmt: skip
+              f"p50 {ceiling['p50_ms']} ms, p99 {ceiling['p99_ms']} ms; service CPU "
+              f"{ceiling['service_cpu_ms_per_request']} ms per request", flush=True)  # fmt: skip
+        ceiling["budget"] = budget(reference, ceiling)
+        print(ceiling["budget"]["text"], flush=True)
     by = {lv["concurrency"]: lv for lv in levels}
     if 8 in by:
         ceiling["service_share"] = round(by[8]["throughput"] / ceiling["throughput"], 3)
@@ -305,6 +395,7 @@ def main() -> None:
         goals["c1_p50<=10ms"] = by[1]["p50_ms"] <= GOAL_P50_MS
     print("goals: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in goals.items()))
     path = write_result("serving", {"members": args.members, "workers": args.workers, "seconds": args.seconds,
+                                    "load_generator": driver(),
                                     "floor": reference, "levels": levels, "ceiling": ceiling,
                                     "goals": goals})  # fmt: skip
     print(f"wrote {path}")
