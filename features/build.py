@@ -168,6 +168,7 @@ def _finish(t: ir.Table, as_of: dt.date) -> dict[str, ir.Value]:
     out["flu_vaccinated_this_season"] = t.last_flu_vaccine.fill_null(dt.date(1900, 1, 1)) >= _season_start(
         as_of
     )
+    out["month_of_year"] = ibis.literal(as_of.month).cast("int64")
     out.update(_moment_columns(t, as_of, since))
     for a in vocab.ACTION_IDS:
         for kind in ("exposures", "responses"):

@@ -1,6 +1,7 @@
 """The feature registry: every profile column declared once.
 
 Each feature has a type, one data category (COMPLIANCE.md decides which purposes may use
+it; ``calendar``, the as-of date's month, is not personal data and every purpose may use
 it), French and English labels, and the phrase explanations use, with its unit and how to
 format the value. The profile pipeline must produce exactly these columns (a test checks
 both directions), models pick their features from here by purpose, and explanations turn
@@ -205,6 +206,9 @@ def _base() -> list[Feature]:
         _f("tenure_months", "int", "contract", "ancienneté", "membership length",
            "Vous êtes adhérent depuis {value} mois", "You have been a member for {value} months",
            unit="months"),
+        _f("month_of_year", "int", "calendar", "mois de l'année", "month of the year", "—", "—",
+           rule="the as-of date's month, 1 to 12, the same for every member (not personal data): "
+                "seasonal actions such as the autumn flu campaign follow the calendar"),
         _f("years_to_retirement_age", "int", "demographic", "années avant 64 ans", "years until 64",
            "Il vous reste {value} ans avant l'âge légal de la retraite",
            "You are {value} years from the legal retirement age", unit="years",

@@ -72,11 +72,14 @@ ROLES: Final = ("app", "compliance", "admin")
 
 # --- data categories of features (COMPLIANCE.md) -----------------------------
 
-DATA_CATEGORIES: Final = ("demographic", "household", "contract", "engagement", "health_claims")
+DATA_CATEGORIES: Final = ("demographic", "household", "contract", "engagement", "health_claims", "calendar")
+"""``calendar`` is not data about the member: the as-of date's place in the year, the same for
+everyone on that date, which seasonal actions (the autumn flu campaign) need. No purpose's rule
+restricts it, so every purpose allows it."""
 
 PURPOSE_ALLOWED_CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
     "prevention": DATA_CATEGORIES,
-    "offers": ("demographic", "household", "contract", "engagement"),
+    "offers": ("demographic", "household", "contract", "engagement", "calendar"),
     "offers_health_data": DATA_CATEGORIES,
 }
 

@@ -218,3 +218,9 @@ def test_time_without_a_dental_visit_grows_with_the_as_of_date(small_world: Path
     )
     assert len(growth) > 100
     assert growth.between(2, 4).all()  # 92 days is three months, give or take a day of rounding
+
+
+def test_the_calendar_month_is_the_as_of_dates_for_everyone(baseline: pa.Table, small_world: Path) -> None:
+    assert set(baseline.column("month_of_year").to_pylist()) == {AS_OF.month}
+    autumn = build_profiles(small_world, dt.date(2024, 10, 1))
+    assert set(autumn.column("month_of_year").to_pylist()) == {10}
