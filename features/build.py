@@ -46,10 +46,19 @@ class Plan:
     sort_in_engine: bool
     """Sort the profiles in the engine (DuckDB sorts in parallel) rather than the Arrow result
     (cheaper than Spark's global sort of wide rows)."""
+    settings: tuple[str, ...] = ()
+    """Statements run on the connection before the build: engine settings."""
 
 
 PLANS = {
-    "duckdb": Plan(care_by_join=True, sort_in_engine=True),
+    "duckdb": Plan(
+        care_by_join=True,
+        sort_in_engine=True,
+        # each join of the chain builds its hash table on the part, never on the accumulated
+        # side, which DuckDB would do where it estimates that side the smaller: a hash table of
+        # ever wider rows at each join (measured: 70% more time for the whole build)
+        settings=("SET disabled_optimizers = 'build_side_probe_side'",),
+    ),
     "spark": Plan(care_by_join=False, sort_in_engine=False),
 }
 
@@ -128,15 +137,12 @@ def profile_expression(
         pr.engagement(src, as_of),
         pr.household(src, as_of),
         *pr.care(care_by_category, by_join=plan.care_by_join),
-        pr.hospital_and_chronic(src, as_of),
-        pr.prevention(src, as_of),
+        pr.claim_features(src, as_of, start),
         pr.dental_visits(src, as_of),
         pr.holdings(src, as_of),
         pr.moment_dates(src, as_of, start),
     )
-    # one flat chain of left joins; each part's key gets its own name to avoid collisions. Should
-    # an engine build a join's hash table on the accumulated side rather than on the part (DuckDB
-    # does for engagement, whose row estimate is the largest), that side is narrow while first.
+    # one flat chain of left joins; each part's key gets its own name to avoid collisions
     for i, part in enumerate(parts):
         keyed = part.rename({f"_key{i}": "member_id"})
         t = t.left_join(keyed, t.member_id == keyed[f"_key{i}"])
@@ -222,6 +228,8 @@ def build_profiles(data: Path, as_of: dt.date, engine: str = "duckdb") -> pa.Tab
     """Profiles of every member active on ``as_of``, sorted by member, as an Arrow table (registry schema)."""
     with connect(engine) as con:
         plan = PLANS[engine]
+        for statement in plan.settings:
+            con.raw_sql(statement)
         src = load_sources(con, Path(data))
         # materialised (a temporary table, a cached DataFrame) rather than recomputed per category
         with pr.care_by_category(src, as_of).cache() as by_category:

@@ -19,6 +19,8 @@ FORMAL = ("married", "pacsed")
 CHRONIC_OBSERVATION_DAYS = 182
 RETIREMENT_LEGAL_AGE = 64
 AGE_STEPS = (40, 50, 60, 70)
+CLAIM_MOMENTS = ("hospitalisation", "chronic_start")
+"""Moments found in the claims; ``record_events`` finds the others."""
 
 
 @dataclass(frozen=True)
@@ -37,18 +39,37 @@ def _events(t: ir.Table, moment: str, date: ir.DateValue) -> ir.Table:
 
 
 def version_changes(members: ir.Table, as_of: dt.date) -> ir.Table:
-    """Member versions known before ``as_of`` with the previous version's attributes."""
+    """Member versions known before ``as_of`` with the previous version's attributes.
+
+    ``latest`` marks each member's version in force: one window serves the profile's current
+    attributes and the moments found in version changes.
+    """
     known = members.filter(members.valid_from < as_of)
     w = ibis.window(group_by=known.member_id, order_by=known.valid_from)
     return known.mutate(
         prev_marital=known.marital_status.lag().over(w),
         prev_postcode=known.postcode.lag().over(w),
         prev_status=known.status.lag().over(w),
+        latest=known.valid_from.lead().over(w).isnull(),
     )
 
 
 def detect(src: Sources, as_of: dt.date, history_start: dt.date | None) -> ir.Table:
     """Every detected life-moment event before ``as_of``: member_id, moment, date."""
+    c = paid_before(src.claims, as_of)
+    stays = c.filter(hospital_stay(c))
+    parts = [record_events(src, as_of, history_start), _events(stays, "hospitalisation", stays.care_date)]
+    if history_start is not None:
+        chronic = c.filter(chronic_treatment(c))
+        first = chronic.group_by(["member_id", "beneficiary_id"]).aggregate(first=chronic.care_date.min())
+        seen = first.join(src.beneficiaries.select("beneficiary_id", "start_date"), "beneficiary_id")
+        starts = seen.filter(starts_treatment(seen.first, seen.start_date, history_start))
+        parts.append(_events(starts, "chronic_start", starts.first))
+    return ibis.union(*parts, distinct=False)
+
+
+def record_events(src: Sources, as_of: dt.date, history_start: dt.date | None) -> ir.Table:
+    """The events found in the members and beneficiaries tables: every moment but those of CLAIM_MOMENTS."""
     v = version_changes(src.members, as_of)
     b = src.beneficiaries
     start = src.members.group_by("member_id").aggregate(membership_start=src.members.membership_start.min())
@@ -88,12 +109,10 @@ def detect(src: Sources, as_of: dt.date, history_start: dt.date | None) -> ir.Ta
             v.valid_from,
         ),
         _turned_18(b, as_of),
-        _hospital_stays(src.claims, as_of),
     ]
     if history_start is not None:
         first = start.filter((start.membership_start >= history_start) & (start.membership_start < as_of))
         parts.append(_events(first, "new_member_or_first_job", first.membership_start))
-        parts.append(_chronic_starts(src.claims, b, as_of, history_start))
     return ibis.union(*parts, distinct=False)
 
 
@@ -112,20 +131,26 @@ def paid_before(claims: ir.Table, as_of: dt.date) -> ir.Table:
     return claims.filter((claims.payment_date < as_of) & (claims.care_date < as_of))
 
 
-def _hospital_stays(claims: ir.Table, as_of: dt.date) -> ir.Table:
-    c = paid_before(claims, as_of)
-    stays = c.filter((c.care_category == "hospital") & (c.act == "stay") & ~c.is_reversal)
-    return _events(stays, "hospitalisation", stays.care_date)
+def hospital_stay(c: ir.Table) -> ir.BooleanValue:
+    """A claim line that is a hospitalisation (on its care date)."""
+    return (c.care_category == "hospital") & (c.act == "stay") & ~c.is_reversal
 
 
-def _chronic_starts(claims: ir.Table, b: ir.Table, as_of: dt.date, history_start: dt.date) -> ir.Table:
-    c = paid_before(claims, as_of)
-    chronic = c.filter((c.act == "chronic_treatment") & ~c.is_reversal)
-    first = chronic.group_by(["member_id", "beneficiary_id"]).aggregate(first=chronic.care_date.min())
-    seen = first.join(b.select("beneficiary_id", "start_date"), "beneficiary_id")
-    observed_from = ibis.greatest(seen.start_date, ibis.date(history_start))
-    long_enough = seen.first.delta(observed_from, unit="day") >= CHRONIC_OBSERVATION_DAYS
-    return _events(seen.filter(long_enough), "chronic_start", seen.first)
+def chronic_treatment(c: ir.Table) -> ir.BooleanValue:
+    """A claim line of a long-term treatment."""
+    return (c.act == "chronic_treatment") & ~c.is_reversal
+
+
+def starts_treatment(
+    first: ir.DateValue, covered_from: ir.DateValue, history_start: dt.date
+) -> ir.BooleanValue:
+    """Whether a person's first chronic-treatment line (``first``) starts a treatment.
+
+    It does after CHRONIC_OBSERVATION_DAYS without one in the claims history while covered;
+    a first line any earlier may continue a treatment the history does not show.
+    """
+    observed_from = ibis.greatest(covered_from, ibis.date(history_start))
+    return first.delta(observed_from, unit="day") >= CHRONIC_OBSERVATION_DAYS
 
 
 def age_step_date(birth_date: ir.DateValue, age: ir.IntegerValue) -> ir.Value:
