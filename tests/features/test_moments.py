@@ -44,3 +44,26 @@ def test_derived_moments_follow_birthdays(small_world: Path) -> None:
     assert ((years_since - (age - step)).abs() <= 1).all()
     near = p["months_since_retirement_within_3y"].notna()
     assert (p.loc[near, "age"] >= 61).all() and not p.loc[near, "status_retired"].any()
+
+
+def test_profiles_date_each_moment_as_the_detectors_do(small_world: Path) -> None:
+    # the profiles find the claim moments in their one pass over the claims (profiles.claim_features)
+    # and the others in record_events; detect(), which the precision and recall are scored on, must
+    # date every moment of every member the same way
+    from features import build
+    from features import moments as mo
+
+    as_of = dt.date(2025, 6, 1)
+    profiles = build_profiles(small_world, as_of).to_pandas().set_index("member_id")
+    with build.connect("duckdb") as con:
+        src = build.load_sources(con, small_world)
+        events = mo.detect(src, as_of, build.history_start(src, as_of))
+        latest = con.to_pyarrow(events.group_by(["member_id", "moment"]).aggregate(date=events.date.max()))
+    found = latest.to_pandas()
+    found = found[found["member_id"].isin(profiles.index)]
+    assert set(mo.CLAIM_MOMENTS) <= set(found["moment"])
+    for moment, rows in found.groupby("moment"):
+        months = rows["date"].map(lambda day: int((as_of - day).days / 30.4375))
+        column = profiles.loc[rows["member_id"], f"months_since_{moment}"]
+        assert column.tolist() == months.tolist(), moment
+        assert profiles[f"months_since_{moment}"].notna().sum() == len(rows), moment
