@@ -75,6 +75,8 @@ def factors(
         value = _readable(values.get(feature.name))
         if value is None or not member_may_read(feature, action):
             continue
+        if feature.type == "bool" and not value:
+            continue  # the phrase states the fact ("Vous êtes retraité"): false of this member
         sentence = feature.sentence(value, language)
         if sentence in sentences:
             continue

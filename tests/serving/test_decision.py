@@ -147,3 +147,16 @@ def test_factors_keep_the_strongest_positive_readable_contributions() -> None:
     english = explain.factors(action, features, contributions, values, "en")
     assert english[0].sentence == "Your last dental visit was 19 months ago"
     assert explain.text(action, [], "fr") == action.description["fr"]
+
+
+def test_a_false_fact_is_never_stated() -> None:
+    # a model may find "not retired" a reason for a car insurance offer; the phrase of
+    # status_retired says "Vous êtes retraité", so it must not explain the offer to someone
+    # who is not
+    action = CATALOGUE["auto_insurance"]
+    features = ("status_retired", "collective_contract", "age")
+    contributions = np.array([0.9, 0.5, 0.1])
+    values = {"status_retired": False, "collective_contract": True, "age": 34}
+    chosen = explain.factors(action, features, contributions, values, "fr")
+    assert [f.feature for f in chosen] == ["collective_contract", "age"]
+    assert explain.text(action, chosen) == "Vous êtes couvert par un contrat d'entreprise. Vous avez 34 ans."
