@@ -207,7 +207,7 @@ class ReaderPool:
             self._closed = True
             idle, self._idle = self._idle, []
         for connection, cursor in idle:
-            _release(connection, cursor)
+            release(connection, cursor)
 
     def _connect(self) -> tuple[Any, Any]:
         connection = self._engine.raw_connection()
@@ -219,11 +219,11 @@ class ReaderPool:
             pair[1].execute(sql, params)
             return list(pair[1].fetchall())
         except BaseException:
-            _release(*pair)
+            release(*pair)
             raise
 
 
-def _release(connection: Any, cursor: Any) -> None:
+def release(connection: Any, cursor: Any) -> None:
     """Close the cursor while the connection is still ours, then hand the connection back: a
     cursor left to the garbage collector resets its statement on a connection the pool may have
     given to another thread by then (SQLite: "bad parameter or other API misuse")."""

@@ -39,7 +39,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
-from features.store import ReaderPool
+from features.store import ReaderPool, release
 from nba.errors import ConfigError
 from nba.settings import get_settings
 
@@ -285,22 +285,20 @@ def driver_writing(engine: Engine) -> Iterator[Any]:
         connection = engine.raw_connection()
         try:
             cursor = connection.cursor()
-            try:
-                if engine.dialect.name == "sqlite":
-                    cursor.execute("BEGIN IMMEDIATE")
-                try:
-                    yield cursor
-                except BaseException:
-                    connection.rollback()
-                    raise
-                connection.commit()
-            finally:
-                # closed here, while the connection is still ours: left to the garbage collector,
-                # the cursor would reset its statement once the connection was back in the pool,
-                # perhaps in another thread's hands (SQLite: "bad parameter or other API misuse")
-                cursor.close()
-        finally:
+        except BaseException:
             connection.close()
+            raise
+        try:
+            if engine.dialect.name == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+        finally:
+            release(connection, cursor)
 
 
 _READERS: weakref.WeakKeyDictionary[Engine, Reader] = weakref.WeakKeyDictionary()
