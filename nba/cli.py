@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 
 from nba.errors import NbaError
@@ -23,7 +24,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 120)
+"""Tables keep their numbers whole in logs and pipes, where Rich would assume 80 columns."""
 err_console = Console(stderr=True)
 
 
@@ -172,7 +174,7 @@ def _tracking_uri() -> str:
 def train(
     data: Annotated[Path, typer.Option("--data", help="Folder holding the source tables.")],
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "nba",
-    months: Annotated[int, typer.Option(help="Monthly as-of dates of history to learn from.")] = 24,
+    months: Annotated[int, typer.Option(help="Monthly as-of dates of history to learn from.")] = 36,
     config: Annotated[
         Path | None,
         typer.Option("--config", help="TOML file of model hyper-parameters (training/config.py)."),
@@ -208,7 +210,7 @@ def train(
 def evaluate(
     data: Annotated[Path, typer.Option("--data", help="Folder holding the source tables.")],
     experiment: Annotated[str, typer.Option(help="MLflow experiment to log the evaluation to.")] = "nba",
-    months: Annotated[int, typer.Option(help="Monthly as-of dates, as for nba train.")] = 24,
+    months: Annotated[int, typer.Option(help="Monthly as-of dates, as for nba train.")] = 36,
 ) -> None:
     """Each action's champion against baselines and the oracle, on the test split."""
     from training.evaluate import evaluate as run_evaluate
@@ -221,20 +223,26 @@ def evaluate(
     console.print(evaluation_tables(result))
 
 
-def evaluation_tables(result: Evaluation) -> Table:
-    """ROC-AUC per action and scorer, the share of the oracle's gain, then MAP@3 / NDCG@3."""
+def evaluation_tables(result: Evaluation) -> Group:
+    """ROC-AUC per action and scorer, the share of the oracle's gain with its 90% bootstrap
+    interval over the test rows; then MAP@3 / NDCG@3 per scorer."""
     wide = result.per_action.pivot(index="action", columns="scorer", values="roc_auc")
+    shares = result.shares.set_index("action")
     table = Table(title="ROC-AUC on the test split (eligible members)")
     table.add_column("action", no_wrap=True)
-    for col in ("model", "popul.", "rules", "logit", "oracle", "model/oracle"):
-        table.add_column(col, justify="right")
+    for col in ("model", "popul.", "rules", "logit", "oracle", "model/oracle", "90% interval"):
+        table.add_column(col, justify="right", no_wrap=True)
     for action, row in wide.iterrows():
-        share = (row["model"] - 0.5) / (row["oracle"] - 0.5) if row["oracle"] > 0.5 else float("nan")
+        share = shares.loc[str(action)]
+        interval = f"{share['low']:.2f}-{share['high']:.2f}" if share["low"] == share["low"] else ""
         table.add_row(str(action), *(f"{row[s]:.3f}" for s in ("model", "popularity", "rules",
-                      "logistic", "oracle")), f"{share:.2f}")  # fmt: skip
+                      "logistic", "oracle")), f"{share['share']:.2f}", interval)  # fmt: skip
+    ranking = Table(title="Each member's ranked actions (members with a positive)")
+    for col in ("scorer", "MAP@3", "NDCG@3"):
+        ranking.add_column(col, justify="left" if col == "scorer" else "right", no_wrap=True)
     for r in result.ranking.itertuples():
-        table.add_row(f"MAP@3 / NDCG@3: {r.scorer}", f"{r.map_3:.3f}", f"{r.ndcg_3:.3f}", "", "", "", "")
-    return table
+        ranking.add_row(str(r.scorer), f"{r.map_3:.3f}", f"{r.ndcg_3:.3f}")
+    return Group(table, ranking)
 
 
 @app.command()
