@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         default=30.0, ge=0.0, le=300.0, description="How long a verified API key is remembered."
     )
     max_body_bytes: int = Field(default=16_384, ge=256, description="Largest request body accepted.")
+    workers: int = Field(default=1, ge=1, le=64, description="Service worker processes.")
+    threads: int = Field(
+        default=4, ge=1, le=64, description="Requests one service worker computes at once (its threads)."
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -90,6 +94,7 @@ def get_settings(fresh: bool = False) -> Settings:
         return _cached()
     except ValidationError as exc:
         problems = "; ".join(
-            f"NBA_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+            f"NBA_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}; got {err.get('input')!r}"
+            for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from None

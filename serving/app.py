@@ -7,24 +7,28 @@ Roles are checked before a route runs, by `serving.auth.AuthMiddleware`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from nba.errors import InvalidField, NbaError
+from nba.settings import get_settings
 from serving import schemas
 from serving.engine import Caller, NotFoundError, Runtime, UnavailableError
 from serving.experiment import Split
 
 log = logging.getLogger("nba.serving")
+T = TypeVar("T")
 
 ROUTE_ROLES: dict[str, frozenset[str]] = {
     "/recommend": frozenset({"app"}),
@@ -38,6 +42,30 @@ ROUTE_ROLES: dict[str, frozenset[str]] = {
 }
 """Who may call what (ARCHITECTURE.md); an entry ending in ``/`` covers the paths under it; any
 other path needs no key."""
+
+
+class Threads:
+    """The worker's request threads: at most NBA_THREADS routes compute at once, the others wait.
+
+    BentoML's own ``threads`` option bounds only the service's API methods, not the routes of a
+    mounted app, which ran on AnyIO's default pool of 40 threads whatever NBA_THREADS said: a
+    worker computed as many decisions at once as it had requests in flight, each scoring thread
+    (LightGBM releases the GIL) competing for the same cores."""
+
+    def __init__(self) -> None:
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        if self._limiter is None:  # created in the worker's event loop, on its first request
+            self._limiter = anyio.CapacityLimiter(get_settings().threads)
+        return self._limiter
+
+    async def run(self, func: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(functools.partial(func, *args), limiter=self.limiter)
+
+
+THREADS = Threads()
 
 
 class State:
@@ -134,7 +162,7 @@ def caller(request: Request) -> Caller:
 async def recommend(body: schemas.RecommendRequest, request: Request) -> Response:
     """A member's next best actions, after consent, eligibility and contact policy (role app)."""
     runtime, who = STATE.require(), caller(request)
-    answer = await run_in_threadpool(
+    answer = await THREADS.run(
         runtime.recommend, body.member_id, body.channel, body.max_items, body.language, who
     )
     return Response(json.dumps(answer, ensure_ascii=False), media_type="application/json")
@@ -146,7 +174,7 @@ async def consent(body: schemas.ConsentRequest, request: Request) -> Any:
     runtime = STATE.require()
     caller(request)
     fields = body.model_dump(exclude={"member_id"})
-    return await run_in_threadpool(lambda: runtime.record_consent(body.member_id, **fields))
+    return await THREADS.run(functools.partial(runtime.record_consent, body.member_id, **fields))
 
 
 @app.post("/feedback", response_model=schemas.FeedbackResponse, status_code=201, tags=["app"])
@@ -154,7 +182,7 @@ async def feedback(body: schemas.FeedbackRequest, request: Request) -> dict[str,
     """Record what the member did with an action a request returned (role app)."""
     runtime = STATE.require()
     caller(request)
-    await run_in_threadpool(runtime.record_feedback, body.request_id, body.action_id, body.event)
+    await THREADS.run(runtime.record_feedback, body.request_id, body.action_id, body.event)
     return {"recorded": True}
 
 
@@ -162,7 +190,7 @@ async def feedback(body: schemas.FeedbackRequest, request: Request) -> dict[str,
 async def explain(body: schemas.ExplainRequest, request: Request) -> dict[str, Any]:
     """The full decision record of a request; each read is logged (role compliance)."""
     runtime, who = STATE.require(), caller(request)
-    return await run_in_threadpool(runtime.explain, body.request_id, who)
+    return await THREADS.run(runtime.explain, body.request_id, who)
 
 
 @app.post("/experiment", response_model=schemas.ExperimentResponse, status_code=201, tags=["admin"])
@@ -171,7 +199,7 @@ async def experiment(body: schemas.ExperimentRequest, request: Request) -> dict[
     (role admin). Members keep their group while the split and salt stay the same."""
     runtime, who = STATE.require(), caller(request)
     split = Split(body.challenger_share, body.control_share, body.salt)
-    await run_in_threadpool(runtime.experiment.set, split, who.key_id)
+    await THREADS.run(runtime.experiment.set, split, who.key_id)
     return split.as_dict()
 
 

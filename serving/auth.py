@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from nba.settings import get_settings
 from serving.app import ROUTE_ROLES, STATE
 from serving.engine import Caller
 from serving.keys import key_id_of
@@ -34,9 +34,10 @@ def service_options() -> dict[str, Any]:
     """The options of `@bentoml.service` (`serving.service`, and the benchmark's ceiling service,
     which must run as the real one does): workers and threads from the environment, a 5 s
     request timeout, no tracing span nor access line on the hot paths."""
+    settings = get_settings(fresh=True)
     return {
-        "workers": int(os.environ.get("NBA_WORKERS", "1")),
-        "threads": int(os.environ.get("NBA_THREADS", "4")),
+        "workers": settings.workers,
+        "threads": settings.threads,
         "traffic": {"timeout": 5},
         "tracing": {"excluded_urls": [f"{path}$" for path in HOT_PATHS]},
         "logging": {"access": {"skip_paths": ["/metrics", "/healthz", "/livez", "/readyz", *HOT_PATHS]}},
