@@ -25,11 +25,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
-from features.build import build_profiles
+from features.build import build_profiles, table_path
 from nba.catalogue import Catalogue, frame_getter
+from nba.errors import ConfigError
 from training.labels import HORIZON_DAYS, build_labels
 
 PAYMENT_MARGIN_DAYS = 30
@@ -38,6 +40,15 @@ VALID_SHARE = 0.2
 """Share of members held out for validation at the latest training dates."""
 VALID_DATES = 6
 """How many of the latest training dates the held-out members validate on."""
+AS_OF_DATES = 36
+"""Monthly as-of dates by default (`nba train`, `nba evaluate`). On the 20,000-member world of
+48 months, 36 dates rather than 24 lifted the offers below 0.95 of the oracle's gain by 0.02
+to 0.05 (car insurance 0.88 to 0.90, retirement savings 0.91 to 0.97; prévoyance went from
+0.99 to 0.96) and moved prevention by at most 0.03 (measured in session 6): offers have a
+few hundred positives a date, and more dates are more positives."""
+MIN_HISTORY_MONTHS = 6
+"""The earliest as-of date must come at least this many months after the claims history starts:
+before that, profiles see next to no care, and every gap reads "never"."""
 HORIZON = dt.timedelta(days=HORIZON_DAYS)
 
 
@@ -90,7 +101,7 @@ def month_starts(last: dt.date, count: int) -> list[dt.date]:
 
 def plan_split(
     extract: dt.date,
-    months: int = 24,
+    months: int = AS_OF_DATES,
     valid: int = VALID_DATES,
     test: int = 2,
     valid_share: float = VALID_SHARE,
@@ -106,6 +117,33 @@ def plan_split(
     # at least one date of training rows for every member, whatever ``valid`` asks
     valid_dates = train_dates[-min(valid, len(train_dates) - 1) :]
     return SplitPlan(tuple(train_dates), tuple(valid_dates), tuple(test_dates), valid_share)
+
+
+def claims_start(data: Path) -> dt.date | None:
+    """The first care date of the claims table (where the history starts), or None without claims."""
+    found = duckdb.execute(f"select min(care_date) from read_parquet('{table_path(Path(data), 'claims')}')")
+    row = found.fetchone()
+    return row[0] if row and row[0] is not None else None
+
+
+def plan_for(data: Path, months: int = AS_OF_DATES) -> SplitPlan:
+    """The split of `nba train` and `nba evaluate` on a folder: refuses as-of dates that reach back
+    to where the claims history starts, naming how many dates the history allows."""
+    plan = plan_split(extract_date(data), months=months)
+    start = claims_start(data)
+    if start is None:
+        return plan
+    earliest = dt.date(start.year, start.month, 1)
+    for _ in range(MIN_HISTORY_MONTHS):
+        earliest = (earliest + dt.timedelta(days=32)).replace(day=1)
+    if plan.train[0] < earliest:
+        allowed = sum(1 for d in month_starts(plan.test[-1], months) if d >= earliest)
+        raise ConfigError(
+            f"--months: expected at most {allowed} monthly as-of dates for this extract, whose claims "
+            f"start on {start.isoformat()} (the earliest date must be {MIN_HISTORY_MONTHS} months later, "
+            f"{earliest.isoformat()}); got {months}, which reaches back to {plan.train[0].isoformat()}"
+        )
+    return plan
 
 
 def build_training_frame(data: Path, catalogue: Catalogue, plan: SplitPlan) -> pd.DataFrame:

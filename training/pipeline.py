@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from features.registry import feature_set_version
 from nba.catalogue import Action, Catalogue, default_catalogue
 from training import tracking
-from training.dataset import SplitPlan, build_training_frame, extract_date, plan_split
+from training.dataset import AS_OF_DATES, SplitPlan, build_training_frame, plan_for
 from training.models import FittedModel, ModelConfig, evaluate_model, fit_action, model_features
 from training.promote import log_test_frame
 
@@ -52,12 +52,12 @@ def train_all(
     artifact_root: Path = Path("mlruns"),
     config: ModelConfig | None = None,
     catalogue: Catalogue | None = None,
-    months: int = 24,
+    months: int = AS_OF_DATES,
     on_action: Callable[[str], None] | None = None,
 ) -> TrainResult:
     config = config or ModelConfig()
     catalogue = catalogue or default_catalogue()
-    plan = plan_split(extract_date(data), months=months)
+    plan = plan_for(Path(data), months=months)
     frame = build_training_frame(Path(data), catalogue, plan)
     client = tracking.configure(tracking_uri)
     experiment_id = tracking.ensure_experiment(client, experiment, artifact_root)

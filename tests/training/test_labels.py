@@ -65,3 +65,22 @@ def test_validation_members_are_seen_by_one_side_only() -> None:
             assert (split[~held] == "train").all()
     # the same members on every run and every date
     assert (plan.split_of(plan.valid[-1], members) == splits[plan.valid[-1]]).all()
+
+
+def test_as_of_dates_never_reach_back_to_where_the_claims_start(small_world: Path) -> None:
+    import pytest
+
+    from nba.errors import ConfigError
+    from training.dataset import MIN_HISTORY_MONTHS, plan_for
+
+    first_care = pd.read_parquet(small_world / "claims.parquet", columns=["care_date"]).care_date.min()
+    with pytest.raises(ConfigError) as caught:
+        plan_for(small_world, months=36)  # the default, on a world of 24 months
+    message = str(caught.value)
+    assert "--months" in message and "got 36" in message and first_care.isoformat() in message
+    allowed = int(message.split("at most ")[1].split()[0])
+    plan = plan_for(small_world, months=allowed)  # what the message offers is accepted
+    months_in = (plan.train[0].year - first_care.year) * 12 + plan.train[0].month - first_care.month
+    assert MIN_HISTORY_MONTHS <= months_in <= MIN_HISTORY_MONTHS + 1
+    with pytest.raises(ConfigError):
+        plan_for(small_world, months=allowed + 1)
