@@ -33,6 +33,7 @@ PREVENTION_ACTS = {
     "mammography": ("act", ("mammography",)),
     "colorectal_test": ("act", ("colorectal_test",)),
     "cervical_smear": ("act", ("cervical_smear",)),
+    "gynecologist": ("act", ("gynecologist",)),
     "flu_vaccine": ("act", ("flu",)),
     "hearing_test": ("care_category", ("hearing",)),
     "prevention_checkup": ("act", ("prevention_checkup",)),

@@ -44,13 +44,22 @@ AGE_PROFILE: Final[dict[str, tuple[float, ...]]] = {
     "hospital": (0.9, 0.35, 0.5, 0.6, 0.6, 0.8, 1.1, 1.8, 2.8, 3.8, 4.2),
 }
 
+GYNECOLOGY_SHARE: Final = 0.2
+"""Share of specialist visits that are gynaecological follow-ups, all made by women aged 18-69."""
+ADULT_WOMEN_SHARE: Final = 0.35
+"""Share of women aged 18-69 among covered people (INSEE: about a third of the population)."""
+GYNECOLOGY_DILIGENCE: Final = 0.8
+"""How strongly the hidden diligence trait sets a woman's gynaecological follow-up (a log-rate
+per standard deviation): in France most cervical smears are taken at such visits, and women who
+keep a regular follow-up also keep their screenings up to date."""
+
 # Routine categories: claim lines per person and year (population average), mean cost,
 # lognormal sigma, seasonal amplitude (peak in January) and acts with their shares.
 ROUTINE: Final[dict[str, dict[str, object]]] = {
     "gp": {"rate": 3.6, "sigma": 0.35, "season": 0.25, "acts": {"consultation": 1.0}},
     "specialist": {
         "rate": 1.6, "sigma": 0.5, "season": 0.0,
-        "acts": {"cardiologist": 0.3, "dermatologist": 0.3, "gynecologist": 0.2, "other": 0.2},
+        "acts": {"cardiologist": 0.375, "dermatologist": 0.375, "other": 0.25},
     },
     "pharmacy": {"rate": 3.6, "sigma": 0.8, "season": 0.2, "acts": {"dispensing": 1.0}},
     "nursing_physio": {

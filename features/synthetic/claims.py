@@ -36,6 +36,9 @@ CHRONIC_EXPECTED = cal.population_mean(cal.CHRONIC_PREVALENCE_KNOTS) * 12 * cal.
 EYE_EXAMS_EXPECTED = 0.28  # ophthalmologist visits per person-year, counted in 'specialist'
 
 
+GYNECOLOGY: dict[str, object] = {"sigma": 0.5, "acts": {"gynecologist": 1.0}}
+
+
 def routine_mean_cost(category: str) -> float:
     """Mean cost of a routine line so that spend per person matches CALIBRATION.md."""
     rate = float(cal.ROUTINE[category]["rate"])  # type: ignore[arg-type]
@@ -123,6 +126,8 @@ class ClaimBook:
             rate /= self._profile_means[category]
             season = 1.0 + float(spec["season"]) * np.cos(2 * np.pi * (month - 1) / 12)  # type: ignore[arg-type]
             rate *= season * span / 12 * np.where(chronic, 1.5, 0.9)
+            if category == "specialist":
+                rate = self._gynecology(idx, slot, lo, d1, rate, age)
             self._draw(idx, slot, lo, d1, rate, category, spec)
         self._chronic(idx, slot, lo, d1, chronic)
         profile = cal.age_curve(cal.AGE_PROFILE["hospital"], age) / self._profile_means["hospital"]
@@ -131,6 +136,20 @@ class ClaimBook:
         rows = np.repeat(np.arange(idx.size), n)
         cost = lognormal(rng, cal.DAY_HOSPITAL_COST, 0.6, rows.size)
         self.emit(idx[rows], slot[rows], self._days(lo[rows], d1), "hospital", "day_hospital", cost)
+
+    def _gynecology(
+        self, idx: np.ndarray, slot: np.ndarray, lo: np.ndarray, d1: int, rate: np.ndarray, age: np.ndarray
+    ) -> np.ndarray:
+        """Draw the gynaecological follow-ups out of the specialist visits ``rate`` (women aged
+        18-69, more often the more diligent they are, a mean-one factor) and return the rate
+        of the other specialist visits."""
+        b = self.b
+        women = (b.sex[idx, slot] == 0) & (age >= 18) & (age < 70)
+        k = cal.GYNECOLOGY_DILIGENCE
+        regular = np.exp(k * b.diligence[idx, slot] - k * k / 2)
+        follow_up = rate * women * regular * (cal.GYNECOLOGY_SHARE / cal.ADULT_WOMEN_SHARE)
+        self._draw(idx, slot, lo, d1, follow_up, "specialist", GYNECOLOGY)
+        return rate * (1 - cal.GYNECOLOGY_SHARE)
 
     def _draw(
         self, idx: np.ndarray, slot: np.ndarray, lo: np.ndarray, d1: int, rate: np.ndarray,
