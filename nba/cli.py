@@ -340,7 +340,7 @@ def _demo_profiles(world: Path) -> list[int]:
     assert profile is not None
     console.print(profile_card(profile.member_id, profile.values, as_of))
     adults = frame[(frame["age"] >= 30) & (frame["age"] < 62) & frame["online_account"]]
-    return [int(m) for m in adults.sort_values("member_id")["member_id"].iloc[[0, 7, 14]]]
+    return [int(m) for m in adults.sort_values("member_id")["member_id"].iloc[::7][:12]]
 
 
 def _demo_models(world: Path, months: int = 12) -> None:

@@ -95,7 +95,8 @@ def show(console: Console, title: str, body: dict[str, Any]) -> None:
 
 
 def demo_requests(console: Console, url: str, keys: dict[str, str], members: list[int]) -> None:
-    """Three members' recommendations; the last one first says "no other offers"."""
+    """Three members' recommendations. The third says "no other offers": it is the first of the
+    remaining ``members`` who is shown a prevention action, so the gate has something to keep."""
     app_key = keys["app"]
 
     def consent(member: int, purpose: str, decision: str) -> None:
@@ -103,15 +104,21 @@ def demo_requests(console: Console, url: str, keys: dict[str, str], members: lis
                 "source": "app", "actor": "member"}  # fmt: skip
         call(url, "/consent", app_key, body)
 
-    for i, member in enumerate(members[:3]):
+    def recommend(member: int) -> dict[str, Any]:
         consent(member, "prevention", "granted")
         consent(member, "offers", "granted")
-        title = f"member {member}"
-        if i == 2:
-            consent(member, "offers", "no_other_offers")
-            title += " — a dit « pas d'autres offres » (no other offers): prevention only"
-        body = call(url, "/recommend", app_key, {"member_id": member, "channel": "app", "max_items": 3})
-        show(console, title, body)
+        return call(url, "/recommend", app_key, {"member_id": member, "channel": "app", "max_items": 3})
+
+    for member in members[:2]:
+        show(console, f"member {member}", recommend(member))
+    rest = members[2:] or members[-1:]
+    for member in rest:
+        shown = recommend(member)["items"]
+        if any(item["kind"] == "prevention" for item in shown) or member == rest[-1]:
+            break
+    consent(member, "offers", "no_other_offers")
+    body = call(url, "/recommend", app_key, {"member_id": member, "channel": "app", "max_items": 3})
+    show(console, f"member {member} — a dit « pas d'autres offres » (no other offers): prevention only", body)
 
 
 def how_to_call(console: Console, url: str, keys: dict[str, str], member: int) -> None:
