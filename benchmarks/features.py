@@ -29,6 +29,10 @@ GOAL_RSS_MB = 8 * 1024
 def world(members: int, given: Path | None) -> Path:
     """The world to measure on; generated once and kept under benchmarks/.worlds/."""
     if given:
+        if not (given / "extract.json").exists():
+            raise SystemExit(
+                f"--world: expected a folder written by `nba generate` (with extract.json), got {given}"
+            )
         return given
     path = WORLDS / f"{members}"
     if not (path / "extract.json").exists():

@@ -1,8 +1,9 @@
 """One decision as compliance reads it (COMPLIANCE.md, Explanations: ACPR levels 2-4).
 
 From the decision's audit record: what the member read, every feature's contribution to each
-returned action (exact TreeSHAP, as recorded), the consent verdicts and the events behind them
-(checked against the consent registry), why each other action was not returned, and a replay.
+returned action (exact TreeSHAP, recomputed from the recorded features and model versions),
+the consent verdicts and the events behind them (checked against the consent registry), why
+each other action was not returned, and a replay.
 """
 
 from __future__ import annotations
@@ -87,14 +88,21 @@ def contributions_chart(action_id: str, contributions: dict[str, float], values:
     return html.figure(fig, height=max(260, 22 * len(items) + 120))
 
 
-def items(record: dict[str, Any], sources: Sources) -> list[Item]:
+def items(record: dict[str, Any], sources: Sources) -> tuple[list[Item], str | None]:
+    """The returned actions, and why their contributions could not be recomputed (or None)."""
+    from serving.replay import contributions as recompute
+
     language = record.get("language", "fr")
     values = record.get("features") or {}
     ranks = {c["action_id"]: c.get("rank") for c in record.get("candidates", [])}
+    try:
+        derived, problem = recompute(record, sources.model_set()), None
+    except Exception as exc:  # shown on the page: the record is still read
+        derived, problem = {}, f"{type(exc).__name__}: {exc}".splitlines()[0]
     out = []
     for action_id in record.get("returned", []):
         explanation = (record.get("explanations") or {}).get(action_id, {})
-        contributions = explanation.get("contributions") or {}
+        contributions = derived.get(action_id, {})
         action = sources.catalogue[action_id] if action_id in sources.catalogue.ids else None
         title = action.title.get(language, action_id) if action is not None else action_id
         out.append(
@@ -108,7 +116,7 @@ def items(record: dict[str, Any], sources: Sources) -> list[Item]:
                 zero=sorted(f for f, v in contributions.items() if v == 0),
             )
         )
-    return out
+    return out, problem
 
 
 def registry_events(sources: Sources, request_id: str) -> dict[int, Any]:
@@ -144,9 +152,11 @@ def decision_context(sources: Sources, request_id: str, with_replay: bool = True
     if record is None:
         raise NotFoundError(f"request_id {request_id!r} has no decision record in {sources.database_label}")
     events = registry_events(sources, request_id)
+    returned, problem = items(record, sources)
     return {
         "record": record,
-        "items": items(record, sources),
+        "items": returned,
+        "contributions_problem": problem,
         "notice": AUTOMATED_NOTICE.get(record.get("language", "fr"), ""),
         "verdicts": record.get("consent", {}),
         "events": [

@@ -265,13 +265,16 @@ class _ModelCategories:
 
 
 def _returned_features(sources: Sources, request_ids: set[str]) -> dict[tuple[str, str], list[str]]:
-    """Features of each returned item's explanation, for the given decisions."""
+    """Features of each returned item's explanation (its factors, and the contributions records
+    written before contributions were derived on reading), for the given decisions."""
     log = AuditLog(sources.engine)
     out: dict[tuple[str, str], list[str]] = {}
     for request_id in sorted(request_ids):
         record = log.get(request_id) or {}
         for action_id, explanation in (record.get("explanations") or {}).items():
-            out[(request_id, action_id)] = list((explanation.get("contributions") or {}).keys())
+            shown = [factor.get("feature") for factor in explanation.get("factors") or []]
+            written = list((explanation.get("contributions") or {}).keys())  # older records
+            out[(request_id, action_id)] = [str(f) for f in shown + written if f]
     return out
 
 

@@ -188,7 +188,9 @@ async def feedback(body: schemas.FeedbackRequest, request: Request) -> dict[str,
 
 @app.post("/explain", tags=["compliance"])
 async def explain(body: schemas.ExplainRequest, request: Request) -> dict[str, Any]:
-    """The full decision record of a request; each read is logged (role compliance)."""
+    """The full decision record of a request, with every feature's contribution to each returned
+    action (exact TreeSHAP, recomputed from the recorded features and model versions); each read
+    is logged (role compliance)."""
     runtime, who = STATE.require(), caller(request)
     return await THREADS.run(runtime.explain, body.request_id, who)
 

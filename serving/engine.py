@@ -24,7 +24,7 @@ from nba import vocab
 from nba.catalogue import Catalogue, default_catalogue
 from nba.errors import NbaError
 from nba.settings import Settings, get_settings
-from serving import decision, explain
+from serving import decision, explain, replay
 from serving.audit import AuditLog, GroupCommitter
 from serving.consent import ConsentStore, check
 from serving.db import Checkpointer, open_engine
@@ -294,8 +294,7 @@ class Runtime:
                 "priority": round(candidate.priority or 0.0, 6),
             },
         }
-        full = dict(zip(model.features, contributions.tolist(), strict=True))  # Python floats, in C
-        return {"response": response, "contributions": full}
+        return {"response": response}
 
     def _record(
         self,
@@ -338,10 +337,10 @@ class Runtime:
             "features": {name: profile.values.get(name) for name in features},
             "candidates": [c.record() for c in candidates],
             "returned": [item["response"]["action_id"] for item in items],
+            # what the member read; every feature's contribution is derived from the features
+            # and model versions above when compliance reads the decision (serving.replay)
             "explanations": {
-                item["response"]["action_id"]: item["response"]["explanation"]
-                | {"contributions": item["contributions"]}
-                for item in items
+                item["response"]["action_id"]: item["response"]["explanation"] for item in items
             },
         }
 
@@ -375,7 +374,13 @@ class Runtime:
             raise NotFoundError(f"request_id {request_id!r} has no decision record")
         self.audit.log_read(request_id, caller.key_id, caller.role)
         log.info("explain request_id=%s read by key_id=%s", request_id, caller.key_id)
-        return record
+        try:
+            derived = replay.contributions(record, self.require_models())
+        except Exception as exc:  # no models, or a recorded version the registry cannot give back
+            problem = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            log.error("explain request_id=%s: contributions not recomputed: %s", request_id, problem)
+            return record | {"contributions": {}, "contributions_problem": problem}
+        return record | {"contributions": derived}
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -16,6 +18,7 @@ from nba.settings import Settings
 from serving.app import STATE, app
 from serving.auth import AuthMiddleware
 from serving.engine import Caller, Runtime
+from serving.models import feature_vector
 from tests.conftest import Served
 
 NOTICE = "2025-09"
@@ -215,6 +218,50 @@ def test_roles_and_keys(client: TestClient, served: Served, runtime: Runtime) ->
             text("select count(*) from audit_reads where request_id = :r"), {"r": request_id}
         )
         assert reads.scalar_one() == 1
+
+
+def test_explain_derives_every_contribution_from_the_recorded_inputs(
+    client: TestClient, served: Served, runtime: Runtime
+) -> None:
+    """The record keeps the features and model versions, not the contributions; /explain derives
+    them, and they are LightGBM's own TreeSHAP (``Booster.predict(pred_contrib=True)``, another
+    code path than the service's) and add up to the recorded score."""
+    member = members(runtime, 1, age=52)[0]
+    grant_all(client, served, member)
+    body = recommend(client, served, member, max_items=3)
+    assert body["items"]
+    with runtime.engine.connect() as conn:
+        stored = json.loads(
+            conn.execute(
+                text("select record from audit_log where request_id = :r"), {"r": body["request_id"]}
+            ).scalar_one()
+        )
+    assert all("contributions" not in e for e in stored["explanations"].values())
+    record = client.post(
+        "/explain", json={"request_id": body["request_id"]}, headers=auth(served, "compliance")
+    )
+    assert record.status_code == 200, record.text
+    derived = record.json()["contributions"]
+    assert set(derived) == {i["action_id"] for i in body["items"]}
+    models = runtime.require_models()
+    vector = feature_vector(stored["features"])
+    for item in body["items"]:
+        model = models.champion[item["action_id"]]
+        a, b = model.calibration
+        row = model.booster.predict(
+            vector[model.columns][None, :],
+            pred_contrib=True,
+            num_iteration=model.best_iteration,
+            num_threads=1,
+        )[0]
+        assert list(derived[item["action_id"]]) == list(model.features)
+        assert np.allclose(list(derived[item["action_id"]].values()), row[:-1] * a, rtol=0, atol=1e-12)
+        score = next(c["score"] for c in stored["candidates"] if c["action_id"] == item["action_id"])
+        assert math.isclose(a * row.sum() + b, math.log(score / (1 - score)), abs_tol=1e-9)
+        for factor in item["explanation"]["factors"]:
+            assert derived[item["action_id"]][factor["feature"]] == pytest.approx(
+                factor["contribution"], abs=1e-6
+            )
 
 
 def test_refused_and_failed_hot_path_calls_are_logged(
