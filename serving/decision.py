@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from nba.catalogue import Action, Catalogue, profile_getter
+from nba.catalogue import Action, Catalogue
 from serving.experiment import CONTROL
 from serving.models import ModelSet, ScoringModel
 
@@ -104,9 +104,8 @@ def eligibility_reason(action: Action, values: Mapping[str, Any]) -> str | None:
     held = holds_reason(action, values)
     if held:
         return held
-    get = profile_getter(values)
-    ok = action.is_relevant(get) if action.kind == "prevention" else action.is_eligible(get)
-    return None if bool(ok[0]) else "NOT_ELIGIBLE"
+    ok = action.relevant_for(values) if action.kind == "prevention" else action.eligible_for(values)
+    return None if ok else "NOT_ELIGIBLE"
 
 
 @dataclass(frozen=True)

@@ -138,12 +138,7 @@ class ScoringModel:
 
 def feature_vector(values: Mapping[str, Any]) -> np.ndarray:
     """A profile's model features as floats (missing → NaN, booleans 0/1)."""
-    out = np.full(len(MODEL_FEATURES), np.nan)
-    for i, name in enumerate(MODEL_FEATURES):
-        value = values.get(name)
-        if value is not None:
-            out[i] = float(value)
-    return out
+    return np.array([values.get(name) for name in MODEL_FEATURES], dtype=np.float64)  # None → NaN
 
 
 def check_governance(action: Action, features: list[str], recorded_categories: list[str] | None) -> None:
