@@ -83,7 +83,7 @@ def spark_session():
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Spark's Python workers use this venv
-    return (
+    session = (
         SparkSession.builder.master(os.environ.get("NBA_SPARK_MASTER", "local[2]"))
         .appName("nba-features")
         .config("spark.sql.session.timeZone", "UTC")
@@ -91,8 +91,12 @@ def spark_session():
         .config("spark.sql.shuffle.partitions", "8")
         .config("spark.driver.memory", os.environ.get("NBA_SPARK_DRIVER_MEMORY", "4g"))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # a command's output is its own summary line, not Spark's stage bars and warnings
+        .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )
+    session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 def table_path(data: Path, name: str) -> str:
