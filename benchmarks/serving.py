@@ -47,7 +47,7 @@ GOAL_RATIO, GOAL_P99_MS, GOAL_P50_MS = 0.7, 50.0, 10.0
 def publish(data: Path, home: Path, months: int) -> tuple[dict[str, str], dict[str, str]]:
     """Train, promote and publish into ``home``; return the service's environment and keys.
     A ``home`` published before (it holds keys.json) is reused, from the database as it was
-    published: each run appends some 20,000 audit records of 18 KB, and a database grown by
+    published: each run appends some 20,000 audit records of 10 KB, and a database grown by
     earlier runs would slow the next one."""
     from features.publish import publish_profiles
     from serving.consent import ConsentStore
