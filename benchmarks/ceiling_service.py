@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from serving.auth import service_options
+from serving.sockets import share_connections_between_workers
+
+share_connections_between_workers()  # as serving.service does
 
 BODY = Path(os.environ["NBA_CEILING_BODY"]).read_text()
 app = FastAPI()

@@ -32,8 +32,12 @@ import bentoml
 
 from serving.app import STATE, app
 from serving.auth import AuthMiddleware, service_options
+from serving.sockets import share_connections_between_workers
 
 log = logging.getLogger("nba.serving")
+
+
+share_connections_between_workers()
 
 
 @bentoml.service(name="nba", **service_options())
