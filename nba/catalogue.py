@@ -9,8 +9,9 @@ Rules are lists of conditions ``[feature, operator, value]`` that must all hold,
 false, except for ``months_since_*`` features, where missing means "never", that is,
 infinitely long ago. Training evaluates a rule over a whole table (:func:`evaluate`), serving
 over one profile (:func:`holds`, plain Python: numpy on one-element arrays cost a third of a
-millisecond per request); the tests check that both give the same answer for every action
-on a generated world, so a rule cannot mean two things.
+millisecond per request); a test checks that both give the same answer for every action, on
+profiles on, beside and far from each threshold and with missing values, so a rule cannot
+mean two things.
 """
 
 from __future__ import annotations
@@ -134,16 +135,6 @@ def _holds(condition: list[Any], values: Mapping[str, Any]) -> bool:
 def frame_getter(frame: Any) -> Getter:
     """Read rule features from a pandas DataFrame (missing values as NaN)."""
     return lambda name: frame[name].astype("float64").to_numpy(na_value=np.nan)
-
-
-def profile_getter(values: Mapping[str, Any]) -> Getter:
-    """Read rule features from one profile (a dict of feature values)."""
-
-    def get(name: str) -> np.ndarray:
-        value = values.get(name)
-        return np.array([np.nan if value is None else float(value)])
-
-    return get
 
 
 def load_catalogue(path: Path | None = None, features: set[str] | None = None) -> Catalogue:
