@@ -53,6 +53,18 @@ def test_phrases_format_values_in_french_and_english() -> None:
     assert spend.sentence(1250.0).startswith("1\u202f250 €")
 
 
+def test_a_month_or_less_reads_as_people_say_it() -> None:
+    dental = registry.BY_NAME["months_since_dental"]
+    assert dental.sentence(0) == "Votre dernière visite chez le dentiste remonte à moins d'un mois"
+    assert dental.sentence(0, "en") == "Your last dental visit was less than a month ago"
+    assert dental.sentence(1, "en") == "Your last dental visit was 1 month ago"
+    assert dental.sentence(2, "en") == "Your last dental visit was 2 months ago"
+    for feature in registry.FEATURES:
+        if feature.unit == "months":
+            assert " 0 mois" not in feature.sentence(0) and "0 months" not in feature.sentence(0, "en")
+            assert "1 months" not in feature.sentence(1, "en"), feature.name
+
+
 def test_feature_set_version_is_stable() -> None:
     assert registry.feature_set_version() == registry.feature_set_version()
     assert registry.feature_set_version().startswith("fs-")
