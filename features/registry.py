@@ -52,16 +52,18 @@ class Feature:
 
     def sentence(self, value: object, language: str = "fr") -> str:
         phrase = self.phrase_fr if language == "fr" else self.phrase_en
-        if self.unit == "months" and value in (0, 1):  # not "il y a 0 mois", not "1 months ago"
-            phrase = phrase.replace(*_MONTHS[language][int(value)])
+        reads = _FEW_MONTHS.get((language, value)) if self.unit == "months" else None
+        if reads is not None:  # not "il y a 0 mois", not "1 months ago"
+            phrase = phrase.replace(*reads)
         return phrase.format(value=self.format(value, language))
 
 
-_MONTHS: Final = {
-    "fr": {0: ("{value} mois", "moins d'un mois"), 1: ("{value} mois", "{value} mois")},
-    "en": {0: ("{value} months", "less than a month"), 1: ("{value} months", "{value} month")},
+_FEW_MONTHS: Final[dict[tuple[str, object], tuple[str, str]]] = {
+    ("fr", 0): ("{value} mois", "moins d'un mois"),
+    ("en", 0): ("{value} months", "less than a month"),
+    ("en", 1): ("{value} months", "{value} month"),
 }
-"""How a phrase's "{value} months" reads for 0 and 1 month."""
+"""How a phrase's "{value} months" reads where the number alone would not do."""
 
 
 def _f(name: str, type_: str, category: str, fr: str, en: str, pfr: str, pen: str, **kw: object) -> Feature:
